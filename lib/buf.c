@@ -1,0 +1,179 @@
+#include "mesh/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mesh/err.h"
+
+void mesh_buf_init(struct mesh_buf *buf, size_t cap)
+{
+    buf->data = NULL;
+    buf->len = 0;
+    buf->alloc = 0;
+    buf->cap = cap;
+}
+
+void mesh_buf_free(struct mesh_buf *buf)
+{
+    free(buf->data);
+    buf->data = NULL;
+    buf->len = buf->alloc = 0;
+}
+
+void mesh_buf_reset(struct mesh_buf *buf)
+{
+    buf->len = 0;
+    if (buf->data != NULL)
+        buf->data[0] = '\0';
+}
+
+/* Makes room for |extra| more bytes plus the terminating NUL. */
+static int reserve(struct mesh_buf *buf, size_t extra)
+{
+    if (extra > buf->cap || buf->len > buf->cap - extra)
+        return MESH_ETOOBIG;
+    size_t need = buf->len + extra + 1;
+    if (need <= buf->alloc)
+        return 0;
+    size_t alloc = buf->alloc ? buf->alloc : 64;
+    while (alloc < need)
+        alloc *= 2;
+    if (alloc > buf->cap + 1)
+        alloc = buf->cap + 1;
+    char *data = realloc(buf->data, alloc);
+    if (data == NULL)
+        return MESH_ENOMEM;
+    buf->data = data;
+    buf->alloc = alloc;
+    return 0;
+}
+
+int mesh_buf_append(struct mesh_buf *buf, const void *data, size_t len)
+{
+    int rv = reserve(buf, len);
+    if (rv != 0)
+        return rv;
+    if (len > 0)
+        memcpy(buf->data + buf->len, data, len);
+    buf->len += len;
+    buf->data[buf->len] = '\0';
+    return 0;
+}
+
+int mesh_buf_appends(struct mesh_buf *buf, const char *str)
+{
+    return mesh_buf_append(buf, str, strlen(str));
+}
+
+int mesh_buf_printf(struct mesh_buf *buf, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return MESH_EINVAL;
+    if ((size_t)n < sizeof(small))
+        return mesh_buf_append(buf, small, (size_t)n);
+    int rv = reserve(buf, (size_t)n);
+    if (rv != 0)
+        return rv;
+    va_start(ap, fmt);
+    vsnprintf(buf->data + buf->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf->len += (size_t)n;
+    return 0;
+}
+
+void mesh_buf_consume(struct mesh_buf *buf, size_t n)
+{
+    if (n >= buf->len) {
+        mesh_buf_reset(buf);
+        return;
+    }
+    memmove(buf->data, buf->data + n, buf->len - n);
+    buf->len -= n;
+    buf->data[buf->len] = '\0';
+}
+
+/* Length of the valid UTF-8 sequence at |s| (at most |len| bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    /* overlong forms, surrogates and values past U+10FFFF are invalid */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+int mesh_buf_json_str(struct mesh_buf *buf, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    int rv = mesh_buf_append(buf, "\"", 1);
+    size_t run = 0; /* start of the current run of bytes copied as they are */
+    size_t i = 0;
+    while (rv == 0 && i < len) {
+        unsigned char c = s[i];
+        const char *esc = NULL;
+        char ubuf[7];
+        size_t seq = 1;
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c < 0x20 || c == 0x7f) {
+            memcpy(ubuf, "\\u00", 4);
+            ubuf[4] = hex[c >> 4];
+            ubuf[5] = hex[c & 15];
+            ubuf[6] = '\0';
+            esc = ubuf;
+        } else if (c >= 0x80 && (seq = utf8_seq(s + i, len - i)) == 0) {
+            esc = "\xef\xbf\xbd"; /* U+FFFD for a byte that is not UTF-8 */
+            seq = 1;
+        }
+        if (esc == NULL) {
+            i += seq;
+            continue;
+        }
+        rv = mesh_buf_append(buf, str + run, i - run);
+        if (rv == 0)
+            rv = mesh_buf_appends(buf, esc);
+        i += seq;
+        run = i;
+    }
+    if (rv == 0)
+        rv = mesh_buf_append(buf, str + run, len - run);
+    if (rv == 0)
+        rv = mesh_buf_append(buf, "\"", 1);
+    return rv;
+}
