@@ -1,1 +1,412 @@
-int main(void){return 0;}
+/* mesh — the command line: replay, stat, top, tap.
+ *
+ * Thin on purpose (STYLE.md): parses arguments into the options of a view
+ * and a source, then runs the source through the view. Usage errors print
+ * one line naming the argument and exit 2.
+ */
+#include <getopt.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mesh/err.h"
+#include "mesh/filter.h"
+#include "mesh/fmt.h"
+#include "mesh/source.h"
+#include "stat/stat.h"
+#include "tap/tap.h"
+#include "top/top.h"
+
+#define MESH_VERSION "0.1.0"
+
+static const char usage_main[] =
+    "mesh — service-mesh observability: tap, top and stat for live traffic and captures\n"
+    "\n"
+    "Usage: mesh COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  replay FILE…     rebuild tap events from pcap/pcapng captures\n"
+    "  stat [RES…]      success rate, RPS and latency per resource\n"
+    "  top [RES]        requests grouped by source, destination, method and path\n"
+    "  tap [RES]        every request, as it happened\n"
+    "  version          print the version\n"
+    "\n"
+    "Run `mesh COMMAND --help` for a command's options and examples.\n";
+
+static const char usage_replay[] =
+    "Usage: mesh replay FILE… [-o tap|json] [--labels MAP]\n"
+    "\n"
+    "Reads pcap or pcapng captures (Ethernet, 802.1Q, Linux cooked v1/v2, BSD loopback,\n"
+    "raw IP; IPv4 and IPv6), reassembles TCP, finds HTTP/1.x, HTTP/2 and gRPC by content\n"
+    "and prints one event per request/response exchange. A summary goes to stderr.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output tap|json   tap lines (default) or one JSON object per line\n"
+    "      --labels MAP        lines `IP:PORT namespace/deployment[/pod]` naming workloads\n"
+    "  -q, --quiet             no summary on stderr\n"
+    "\n"
+    "Examples:\n"
+    "  mesh replay capture.pcap\n"
+    "  mesh replay capture.pcapng -o json | jq .path\n";
+
+static const char usage_stat[] =
+    "Usage: mesh stat [RESOURCE…] --pcap FILE [options]\n"
+    "\n"
+    "Resources: TYPE/NAME or TYPE [NAME]: ns/emojivoto, deploy, deploy/web, po/web-0,\n"
+    "au/web.emojivoto:80. Without one, rows are authorities (au).\n"
+    "\n"
+    "Options:\n"
+    "  -n, --namespace NS        only this namespace (default: all)\n"
+    "  -A, --all-namespaces      every namespace\n"
+    "      --from RES            only requests from RES (--from-namespace NS)\n"
+    "      --to RES              rows for traffic sent to RES (--to-namespace NS)\n"
+    "  -o, --output table|wide|json\n"
+    "      --pcap FILE           read a capture (repeatable); --labels MAP names workloads\n"
+    "\n"
+    "Examples:\n"
+    "  mesh stat --pcap capture.pcap\n"
+    "  mesh stat deploy -n emojivoto --pcap capture.pcap --labels labels.map\n"
+    "  mesh stat ns/emojivoto --pcap capture.pcap --labels labels.map -o json\n";
+
+static const char usage_top[] =
+    "Usage: mesh top [RESOURCE] --pcap FILE [options]\n"
+    "\n"
+    "Requests grouped by source, destination, method and path, most frequent first.\n"
+    "\n"
+    "Options:\n"
+    "  --to RES, --from RES, --method M, --path PREFIX, --authority A,\n"
+    "  --status 5xx|4xx|NNN, --min-latency 100ms   filters (as tap)\n"
+    "  --hide-sources            do not split rows by source\n"
+    "  --sort count|best|worst|last|success|path\n"
+    "  -o, --output table|json   --pcap FILE   --labels MAP   -n NS\n"
+    "\n"
+    "Examples:\n"
+    "  mesh top --pcap capture.pcap\n"
+    "  mesh top deploy/voting --pcap capture.pcap --labels labels.map\n";
+
+static const char usage_tap[] =
+    "Usage: mesh tap [RESOURCE] --pcap FILE [options]\n"
+    "\n"
+    "Every request to or from RESOURCE: req, rsp and end lines.\n"
+    "\n"
+    "Options:\n"
+    "  --to RES, --from RES      only requests to / from RES\n"
+    "  --method M, --path PREFIX, --authority A\n"
+    "  --status 5xx|4xx|NNN      only responses with this status or class\n"
+    "  --min-latency DURATION    only responses slower than this (e.g. 100ms)\n"
+    "  --max-rps N               show at most N requests per second\n"
+    "  -o, --output wide|json    labels too, or one JSON object per line\n"
+    "  --pcap FILE   --labels MAP   -n NS\n"
+    "\n"
+    "Examples:\n"
+    "  mesh tap --pcap capture.pcap --status 5xx\n"
+    "  mesh tap deploy/web --to deploy/voting --pcap capture.pcap --labels labels.map -o json\n";
+
+enum {
+    OPT_PCAP = 256, OPT_LABELS, OPT_FROM, OPT_TO, OPT_FROM_NS, OPT_TO_NS, OPT_METHOD, OPT_PATH,
+    OPT_AUTHORITY, OPT_STATUS, OPT_MIN_LATENCY, OPT_MAX_RPS, OPT_HIDE_SOURCES, OPT_SORT,
+    OPT_COLLECTOR, OPT_DB, OPT_WATCH,
+};
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"output", required_argument, NULL, 'o'},
+    {"namespace", required_argument, NULL, 'n'},
+    {"all-namespaces", no_argument, NULL, 'A'},
+    {"time-window", required_argument, NULL, 't'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"pcap", required_argument, NULL, OPT_PCAP},
+    {"labels", required_argument, NULL, OPT_LABELS},
+    {"from", required_argument, NULL, OPT_FROM},
+    {"to", required_argument, NULL, OPT_TO},
+    {"from-namespace", required_argument, NULL, OPT_FROM_NS},
+    {"to-namespace", required_argument, NULL, OPT_TO_NS},
+    {"method", required_argument, NULL, OPT_METHOD},
+    {"path", required_argument, NULL, OPT_PATH},
+    {"authority", required_argument, NULL, OPT_AUTHORITY},
+    {"status", required_argument, NULL, OPT_STATUS},
+    {"min-latency", required_argument, NULL, OPT_MIN_LATENCY},
+    {"max-rps", required_argument, NULL, OPT_MAX_RPS},
+    {"hide-sources", no_argument, NULL, OPT_HIDE_SOURCES},
+    {"sort", required_argument, NULL, OPT_SORT},
+    {"collector", required_argument, NULL, OPT_COLLECTOR},
+    {"db", required_argument, NULL, OPT_DB},
+    {"watch", no_argument, NULL, OPT_WATCH},
+    {NULL, 0, NULL, 0},
+};
+
+/* Everything a command line can say; each command reads what it needs. */
+struct cli {
+    const char *cmd;
+    const char *usage;
+    struct mesh_source src;
+    struct mesh_filter filter;
+    struct mesh_resource res[MESH_STAT_MAX_RES];
+    size_t nres;
+    const char *ns, *from_ns, *to_ns;
+    enum mesh_output output;
+    int output_set;
+    int hide_sources;
+    enum mesh_top_sort sort;
+    double max_rps;
+};
+
+static int usage_error(const struct cli *c, const char *what, const char *problem)
+{
+    fprintf(stderr, "mesh %s: %s: %s (see `mesh %s --help`)\n", c->cmd, what, problem, c->cmd);
+    return MESH_EXIT_USAGE;
+}
+
+static int parse_resource_arg(struct cli *c, char *arg, struct mesh_resource *res)
+{
+    const char *desc;
+    char copy[256];
+    snprintf(copy, sizeof(copy), "%s", arg);
+    if (mesh_resource_parse(arg, res, &desc) != 0)
+        return usage_error(c, copy, desc);
+    return 0;
+}
+
+static int parse_output(struct cli *c, const char *arg)
+{
+    static const struct {
+        const char *name;
+        enum mesh_output out;
+    } outs[] = {{"table", MESH_OUT_TABLE}, {"wide", MESH_OUT_WIDE}, {"json", MESH_OUT_JSON},
+                {"tap", MESH_OUT_TAP}};
+    for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
+        if (strcmp(arg, outs[i].name) == 0) {
+            c->output = outs[i].out;
+            c->output_set = 1;
+            return 0;
+        }
+    }
+    return usage_error(c, arg, "unknown output format");
+}
+
+static int parse_args(struct cli *c, int argc, char **argv)
+{
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+ho:n:At:q", long_opts, NULL)) != -1) {
+        int rv = 0;
+        uint64_t us;
+        char *end;
+        switch (opt) {
+        case 'h': fputs(c->usage, stdout); exit(MESH_EXIT_OK);
+        case 'o': rv = parse_output(c, optarg); break;
+        case 'n': c->ns = optarg; break;
+        case 'A': c->ns = NULL; break;
+        case 't':
+            if (mesh_parse_duration_us(optarg, &us) != 0 || us < 1000000)
+                return usage_error(c, optarg, "not a time window of 1s or more");
+            break; /* a capture is read whole; windows apply to live sources */
+        case 'q': c->src.summary = 0; break;
+        case OPT_PCAP:
+            if (c->src.nfiles == MESH_SOURCE_MAX_FILES)
+                return usage_error(c, optarg, "too many captures");
+            c->src.files[c->src.nfiles++] = optarg;
+            break;
+        case OPT_LABELS: c->src.labels_path = optarg; break;
+        case OPT_FROM: rv = parse_resource_arg(c, optarg, &c->filter.from); break;
+        case OPT_TO: rv = parse_resource_arg(c, optarg, &c->filter.to); break;
+        case OPT_FROM_NS: c->from_ns = optarg; break;
+        case OPT_TO_NS: c->to_ns = optarg; break;
+        case OPT_METHOD: c->filter.method = optarg; break;
+        case OPT_PATH: c->filter.path_prefix = optarg; break;
+        case OPT_AUTHORITY: c->filter.authority = optarg; break;
+        case OPT_STATUS:
+            if (mesh_filter_set_status(&c->filter, optarg) != 0)
+                return usage_error(c, optarg, "not a status (5xx, 4xx or a code like 404)");
+            break;
+        case OPT_MIN_LATENCY:
+            if (mesh_parse_duration_us(optarg, &c->filter.min_latency_us) != 0)
+                return usage_error(c, optarg, "not a duration (like 100ms)");
+            break;
+        case OPT_MAX_RPS:
+            c->max_rps = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || c->max_rps <= 0)
+                return usage_error(c, optarg, "not a positive rate");
+            break;
+        case OPT_HIDE_SOURCES: c->hide_sources = 1; break;
+        case OPT_SORT: {
+            static const char *const keys[] = {"count", "best", "worst", "last", "success", "path"};
+            size_t k;
+            for (k = 0; k < 6 && strcmp(optarg, keys[k]) != 0; k++)
+                ;
+            if (k == 6)
+                return usage_error(c, optarg, "unknown sort key");
+            c->sort = (enum mesh_top_sort)k;
+            break;
+        }
+        case OPT_COLLECTOR: c->src.collector = optarg; break;
+        case OPT_DB: c->src.db = optarg; break;
+        case OPT_WATCH:
+            return usage_error(c, "--watch", "live screens need a collector, which comes in a later version");
+        case '?':
+        default:
+            return usage_error(c, argv[optind - 1], optopt ? "option needs a value" : "unknown option");
+        }
+        if (rv != 0)
+            return rv;
+    }
+    /* positionals: files for replay; resources for the views */
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(c->cmd, "replay") == 0) {
+            if (c->src.nfiles == MESH_SOURCE_MAX_FILES)
+                return usage_error(c, argv[i], "too many captures");
+            c->src.files[c->src.nfiles++] = argv[i];
+            continue;
+        }
+        if (c->nres == MESH_STAT_MAX_RES)
+            return usage_error(c, argv[i], "too many resources");
+        struct mesh_resource *res = &c->res[c->nres];
+        int rv = parse_resource_arg(c, argv[i], res);
+        if (rv != 0)
+            return rv;
+        /* `TYPE NAME`: a bare type followed by a word that is not a type */
+        if (res->name == NULL && i + 1 < argc && strchr(argv[i + 1], '/') == NULL &&
+            mesh_rtype_parse(argv[i + 1]) == MESH_RT_NONE)
+            res->name = argv[++i];
+        c->nres++;
+    }
+    for (size_t i = 0; i < c->nres; i++)
+        c->res[i].ns = c->ns;
+    if (c->filter.from.type != MESH_RT_NONE)
+        c->filter.from.ns = c->from_ns ? c->from_ns : c->ns;
+    if (c->filter.to.type != MESH_RT_NONE)
+        c->filter.to.ns = c->to_ns ? c->to_ns : c->ns;
+    return 0;
+}
+
+static void on_tap(void *ctx, const struct mesh_evt *evt)
+{
+    mesh_tap_add(ctx, evt);
+}
+
+static void on_stat(void *ctx, const struct mesh_evt *evt)
+{
+    mesh_stat_add(ctx, evt);
+}
+
+static void on_top(void *ctx, const struct mesh_evt *evt)
+{
+    mesh_top_add(ctx, evt);
+}
+
+static int run_tap(struct cli *c)
+{
+    if (c->output == MESH_OUT_TAP)
+        c->output = MESH_OUT_TABLE;
+    if (c->nres > 1)
+        return usage_error(c, "RESOURCE", "tap takes one resource");
+    struct mesh_tap_opts opts = {.filter = c->filter, .output = c->output, .max_rps = c->max_rps};
+    if (c->nres == 1)
+        opts.filter.res = c->res[0];
+    struct mesh_tap tap;
+    mesh_tap_init(&tap, &opts, stdout);
+    int status = mesh_source_run(&c->src, c->cmd, on_tap, &tap);
+    if (tap.missed > 0)
+        fprintf(stderr, "mesh %s: %llu requests not shown (--max-rps)\n", c->cmd,
+                (unsigned long long)tap.missed);
+    mesh_tap_free(&tap);
+    return status;
+}
+
+static int run_stat(struct cli *c)
+{
+    struct mesh_stat_opts opts = {.output = c->output, .to = c->filter.to, .from = c->filter.from};
+    if (c->output == MESH_OUT_TAP)
+        return usage_error(c, "tap", "stat prints table, wide or json");
+    memcpy(opts.res, c->res, c->nres * sizeof(c->res[0]));
+    opts.nres = c->nres;
+    if (opts.nres == 0) {
+        opts.res[0].type = MESH_RT_AUTH;
+        opts.nres = 1;
+    }
+    struct mesh_stat *st = mesh_stat_new(&opts);
+    if (st == NULL)
+        return MESH_EXIT_RUNTIME;
+    int status = mesh_source_run(&c->src, c->cmd, on_stat, st);
+    if (status == MESH_EXIT_OK)
+        mesh_stat_render(st, stdout);
+    mesh_stat_free(st);
+    return status;
+}
+
+static int run_top(struct cli *c)
+{
+    if (c->output == MESH_OUT_TAP || c->output == MESH_OUT_WIDE)
+        return usage_error(c, c->output == MESH_OUT_TAP ? "tap" : "wide", "top prints table or json");
+    if (c->nres > 1)
+        return usage_error(c, "RESOURCE", "top takes one resource");
+    struct mesh_top_opts opts = {.filter = c->filter, .hide_sources = c->hide_sources,
+                                 .output = c->output, .sort = c->sort};
+    if (c->nres == 1)
+        opts.filter.res = c->res[0];
+    struct mesh_top *top = mesh_top_new(&opts);
+    if (top == NULL)
+        return MESH_EXIT_RUNTIME;
+    int status = mesh_source_run(&c->src, c->cmd, on_top, top);
+    if (status == MESH_EXIT_OK)
+        mesh_top_render(top, stdout);
+    mesh_top_free(top);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return MESH_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return MESH_EXIT_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("mesh %s\n", MESH_VERSION);
+        return MESH_EXIT_OK;
+    }
+    static struct cli c;
+    memset(&c, 0, sizeof(c));
+    c.cmd = cmd;
+    c.src.summary = 1;
+    mesh_filter_init(&c.filter);
+    if (strcmp(cmd, "replay") == 0) {
+        c.usage = usage_replay;
+        c.output = MESH_OUT_TAP;
+    } else if (strcmp(cmd, "stat") == 0) {
+        c.usage = usage_stat;
+        c.src.summary = 0;
+    } else if (strcmp(cmd, "top") == 0) {
+        c.usage = usage_top;
+        c.src.summary = 0;
+    } else if (strcmp(cmd, "tap") == 0) {
+        c.usage = usage_tap;
+        c.src.summary = 0;
+    } else {
+        fprintf(stderr, "mesh: %s: unknown command (see `mesh --help`)\n", cmd);
+        return MESH_EXIT_USAGE;
+    }
+    int rv = parse_args(&c, argc - 1, argv + 1);
+    if (rv != 0)
+        return rv;
+    if (strcmp(cmd, "replay") == 0) {
+        if (c.src.nfiles == 0)
+            return usage_error(&c, "FILE", "no capture given");
+        if (c.output != MESH_OUT_TAP && c.output != MESH_OUT_JSON && c.output != MESH_OUT_WIDE)
+            return usage_error(&c, "table", "replay prints tap, wide or json");
+        return run_tap(&c);
+    }
+    if (strcmp(cmd, "stat") == 0)
+        return run_stat(&c);
+    if (strcmp(cmd, "top") == 0)
+        return run_top(&c);
+    return run_tap(&c);
+}

@@ -1,1 +1,523 @@
-/* placeholder: being written */
+#include "flow.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dec.h"
+#include "mesh/buf.h"
+#include "mesh/err.h"
+#include "mesh/labels.h"
+
+/* How much of each direction is kept while the protocol is not known yet. */
+#define SNIFF_MAX 16384u
+
+enum flow_state { FLOW_UNDECIDED, FLOW_DECODING, FLOW_OPAQUE };
+
+struct flow;
+
+/* One direction of a connection, named by the endpoint that sends it. */
+struct flow_side {
+    struct flow *flow;
+    int idx;                        /* 0: sent by endpoint a; 1: by endpoint b */
+    struct mesh_reasm reasm;
+    struct mesh_buf sniff;          /* bytes held until the protocol is known */
+    uint64_t sniff_ts;
+    uint32_t fin_seq;               /* sequence after the FIN, when fin_seen */
+    unsigned fin_seen : 1, fin_done : 1, dead : 1;
+};
+
+struct flow {
+    struct flow *hnext;             /* hash chain */
+    struct flow *prev, *next;       /* in the active (LRU) or the closing list */
+    int family;
+    uint8_t ip[2][16];
+    uint16_t port[2];
+    uint32_t hash;
+    uint64_t conn;                  /* connection number, the first half of event ids */
+    uint64_t last_ts;
+    int closing;                    /* on the closing list */
+    int client;                     /* index of the client endpoint, -1 unknown */
+    int syn_seen;
+    enum flow_state state;
+    int midstream;
+    const struct mesh_dec_ops *ops;
+    void *dec;
+    struct flow_side side[2];
+    char addr[2][INET6_ADDRSTRLEN + 8];
+    const struct mesh_labels *labels[2];
+    struct mesh_flows *ft;
+};
+
+struct flow_list {
+    struct flow *head, *tail;       /* head = oldest */
+};
+
+struct mesh_flows {
+    struct flow **buckets;
+    size_t nbuckets;                /* power of two */
+    size_t nflows;
+    uint64_t next_conn;
+    struct flow_list active, closing;
+    struct mesh_reasm_budget budget;
+    struct mesh_dec_stats dec_stats;
+    const struct mesh_labelmap *labels;
+    mesh_replay_cb cb;
+    void *cb_ctx;
+    struct mesh_replay_stats *stats;
+};
+
+static void list_remove(struct flow_list *l, struct flow *f)
+{
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        l->head = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    else
+        l->tail = f->prev;
+    f->prev = f->next = NULL;
+}
+
+static void list_append(struct flow_list *l, struct flow *f)
+{
+    f->next = NULL;
+    f->prev = l->tail;
+    if (l->tail)
+        l->tail->next = f;
+    else
+        l->head = f;
+    l->tail = f;
+}
+
+static uint32_t hash_bytes(uint32_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u; /* FNV-1a */
+    return h;
+}
+
+/* The same hash for both directions of a connection. */
+static uint32_t seg_hash(const struct mesh_tcp_seg *seg)
+{
+    size_t alen = seg->family == AF_INET ? 4 : 16;
+    uint32_t a = hash_bytes(2166136261u, seg->src_ip, alen) ^ seg->sport;
+    uint32_t b = hash_bytes(2166136261u, seg->dst_ip, alen) ^ seg->dport;
+    return (a ^ b) * 2654435761u + (a + b);
+}
+
+/* Which endpoint of |f| sent |seg|: 0 or 1, or -1 when |seg| is not of |f|. */
+static int seg_side(const struct flow *f, const struct mesh_tcp_seg *seg)
+{
+    size_t alen = f->family == AF_INET ? 4 : 16;
+    if (f->family != seg->family)
+        return -1;
+    if (f->port[0] == seg->sport && f->port[1] == seg->dport &&
+        memcmp(f->ip[0], seg->src_ip, alen) == 0 && memcmp(f->ip[1], seg->dst_ip, alen) == 0)
+        return 0;
+    if (f->port[1] == seg->sport && f->port[0] == seg->dport &&
+        memcmp(f->ip[1], seg->src_ip, alen) == 0 && memcmp(f->ip[0], seg->dst_ip, alen) == 0)
+        return 1;
+    return -1;
+}
+
+/* --- events -------------------------------------------------------------------- */
+
+static void on_event(void *ctx, struct mesh_evt *evt, uint32_t stream)
+{
+    struct flow *f = ctx;
+    struct mesh_flows *ft = f->ft;
+    int cl = f->client < 0 ? 0 : f->client;
+    char id[48];
+    snprintf(id, sizeof(id), "%llu:%u", (unsigned long long)f->conn, stream);
+    evt->id = id;
+    evt->direction = MESH_DIR_REPLAY;
+    evt->src = f->addr[cl];
+    evt->dst = f->addr[!cl];
+    if (f->labels[cl] != NULL)
+        evt->src_labels = *f->labels[cl];
+    if (f->labels[!cl] != NULL)
+        evt->dst_labels = *f->labels[!cl];
+    ft->stats->requests++;
+    ft->cb(ft->cb_ctx, evt);
+}
+
+/* --- protocol detection ----------------------------------------------------- */
+
+static int dec_dir(const struct flow *f, int idx)
+{
+    return idx == f->client ? MESH_C2S : MESH_S2C;
+}
+
+static void feed(struct flow_side *s, const uint8_t *data, size_t len, uint64_t ts_us)
+{
+    struct flow *f = s->flow;
+    if (s->dead || len == 0)
+        return;
+    if (f->ops->data(f->dec, dec_dir(f, s->idx), data, len, ts_us, NULL) != 0) {
+        s->dead = 1;
+        f->ft->stats->undecodable++;
+    }
+}
+
+/* Starts decoding with |ops|: replays what was held while sniffing, the
+ * client's bytes first (they were sent first). */
+static void start_decoder(struct flow *f, const struct mesh_dec_ops *ops, int client,
+                          int midstream)
+{
+    struct mesh_flows *ft = f->ft;
+    f->client = client;
+    f->midstream = midstream;
+    f->ops = ops;
+    f->dec = ops->open(on_event, f, midstream, &ft->dec_stats);
+    if (f->dec == NULL) {
+        f->state = FLOW_OPAQUE;
+        ft->stats->flows_opaque++;
+        return;
+    }
+    f->state = FLOW_DECODING;
+    if (ops == &mesh_h2_dec)
+        ft->stats->flows_h2++;
+    else
+        ft->stats->flows_h1++;
+    if (midstream)
+        ft->stats->flows_midstream++;
+    int order[2] = {client, !client};
+    for (int i = 0; i < 2; i++) {
+        struct flow_side *s = &f->side[order[i]];
+        feed(s, (const uint8_t *)s->sniff.data, s->sniff.len, s->sniff_ts);
+        mesh_buf_free(&s->sniff);
+        if (s->fin_done)
+            ops->fin(f->dec, dec_dir(f, s->idx), f->last_ts, 0);
+    }
+}
+
+static void make_opaque(struct flow *f)
+{
+    f->state = FLOW_OPAQUE;
+    f->ft->stats->flows_opaque++;
+    for (int i = 0; i < 2; i++) {
+        f->ft->stats->opaque_bytes += f->side[i].sniff.len;
+        mesh_buf_free(&f->side[i].sniff);
+    }
+}
+
+/* Looks for an HTTP/1 message start after a line end in |buf| (a capture that
+ * began inside a body). Returns the sniff result (1 request, 2 status) or 0. */
+static int h1_after_line(const struct mesh_buf *buf)
+{
+    const char *p = buf->data, *end = buf->data + buf->len;
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        p++;
+        int r = mesh_h1_sniff((const uint8_t *)p, (size_t)(end - p));
+        if (r > 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Decides the protocol from what each side sent so far, never from ports. */
+static void try_decide(struct flow *f)
+{
+    struct flow_side *sd = f->side;
+    int undecided_short = 0;
+    for (int i = 0; i < 2; i++) {
+        const struct mesh_buf *b = &sd[i].sniff;
+        if (b->len == 0)
+            continue;
+        if (f->client >= 0 && i != f->client)
+            continue; /* the client speaks first in HTTP */
+        int h2 = mesh_h2_sniff((const uint8_t *)b->data, b->len);
+        int h1 = mesh_h1_sniff((const uint8_t *)b->data, b->len);
+        if (h2 == 1) {
+            start_decoder(f, &mesh_h2_dec, i, 0);
+            return;
+        }
+        if (h1 == 1) {
+            start_decoder(f, &mesh_h1_dec, i, !f->syn_seen);
+            return;
+        }
+        if (h2 < 0 || h1 < 0)
+            undecided_short = 1;
+    }
+    if (f->syn_seen && f->client >= 0) {
+        /* a connection seen from its start that opens with neither */
+        if (!undecided_short && sd[f->client].sniff.len > 0)
+            make_opaque(f);
+        else if (sd[!f->client].sniff.len > SNIFF_MAX / 4 && sd[f->client].sniff.len == 0)
+            make_opaque(f); /* the server speaks first: not HTTP */
+        return;
+    }
+    /* began mid-connection: look harder, but only at content */
+    for (int i = 0; i < 2; i++) {
+        const struct mesh_buf *b = &sd[i].sniff;
+        if (b->len == 0)
+            continue;
+        int h1 = mesh_h1_sniff((const uint8_t *)b->data, b->len);
+        if (h1 == 2) {
+            start_decoder(f, &mesh_h1_dec, !i, 1);
+            return;
+        }
+        if (mesh_h2_sniff_frames((const uint8_t *)b->data, b->len) == 1) {
+            /* both sides send frames; the ephemeral (higher) port is the client */
+            int client = f->client >= 0 ? f->client : (f->port[0] > f->port[1] ? 0 : 1);
+            start_decoder(f, &mesh_h2_dec, client, 1);
+            return;
+        }
+        if ((h1 = h1_after_line(b)) != 0) {
+            start_decoder(f, &mesh_h1_dec, h1 == 1 ? i : !i, 1);
+            return;
+        }
+    }
+    if (sd[0].sniff.len + sd[1].sniff.len >= SNIFF_MAX)
+        make_opaque(f);
+}
+
+/* --- reassembled bytes ---------------------------------------------------------- */
+
+static void on_bytes(void *ctx, const uint8_t *data, size_t len, uint64_t ts_us)
+{
+    struct flow_side *s = ctx;
+    struct flow *f = s->flow;
+    switch (f->state) {
+    case FLOW_DECODING:
+        feed(s, data, len, ts_us);
+        break;
+    case FLOW_OPAQUE:
+        f->ft->stats->opaque_bytes += len;
+        break;
+    case FLOW_UNDECIDED:
+        if (s->sniff.len == 0)
+            s->sniff_ts = ts_us;
+        if (mesh_buf_append(&s->sniff, data, len) != 0) {
+            size_t room = s->sniff.cap - s->sniff.len;
+            mesh_buf_append(&s->sniff, data, room);
+        }
+        try_decide(f);
+        break;
+    }
+}
+
+static void on_gap(void *ctx, uint64_t nbytes, uint64_t ts_us)
+{
+    struct flow_side *s = ctx;
+    struct flow *f = s->flow;
+    if (f->state == FLOW_DECODING && !s->dead)
+        f->ops->gap(f->dec, dec_dir(f, s->idx), nbytes, ts_us);
+    else if (f->state == FLOW_UNDECIDED)
+        make_opaque(f); /* cannot sniff across a hole */
+}
+
+/* Delivers a FIN once every byte before it has been delivered. */
+static void check_fin(struct flow_side *s, uint64_t ts_us)
+{
+    struct flow *f = s->flow;
+    if (!s->fin_seen || s->fin_done || s->reasm.next_seq != s->fin_seq)
+        return;
+    s->fin_done = 1;
+    if (f->state == FLOW_DECODING && !s->dead)
+        f->ops->fin(f->dec, dec_dir(f, s->idx), ts_us, 0);
+}
+
+/* --- lifetime ----------------------------------------------------------------------- */
+
+static struct flow *flow_new(struct mesh_flows *ft, const struct mesh_tcp_seg *seg, uint32_t hash)
+{
+    struct flow *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->ft = ft;
+    f->family = seg->family;
+    f->hash = hash;
+    memcpy(f->ip[0], seg->src_ip, 16);
+    memcpy(f->ip[1], seg->dst_ip, 16);
+    f->port[0] = seg->sport;
+    f->port[1] = seg->dport;
+    f->client = -1;
+    f->conn = ft->next_conn++;
+    for (int i = 0; i < 2; i++) {
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(f->family, f->ip[i], ip, sizeof(ip));
+        snprintf(f->addr[i], sizeof(f->addr[i]), f->family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+                 ip, f->port[i]);
+        f->labels[i] = mesh_labelmap_find(ft->labels, ip, f->port[i]);
+        f->side[i].flow = f;
+        f->side[i].idx = i;
+        mesh_buf_init(&f->side[i].sniff, SNIFF_MAX);
+        mesh_reasm_init(&f->side[i].reasm, MESH_REASM_DIR_CAP, &ft->budget, &ft->stats->reasm,
+                        on_bytes, on_gap, &f->side[i]);
+    }
+    f->hnext = ft->buckets[hash & (ft->nbuckets - 1)];
+    ft->buckets[hash & (ft->nbuckets - 1)] = f;
+    list_append(&ft->active, f);
+    ft->nflows++;
+    ft->stats->flows++;
+    return f;
+}
+
+static void flow_close(struct mesh_flows *ft, struct flow *f)
+{
+    for (int i = 0; i < 2; i++) {
+        mesh_reasm_flush(&f->side[i].reasm, f->last_ts);
+        check_fin(&f->side[i], f->last_ts);
+    }
+    if (f->state == FLOW_UNDECIDED && (f->side[0].sniff.len || f->side[1].sniff.len))
+        make_opaque(f);
+    if (f->state == FLOW_DECODING)
+        f->ops->close(f->dec, f->last_ts);
+    for (int i = 0; i < 2; i++) {
+        mesh_reasm_free(&f->side[i].reasm);
+        mesh_buf_free(&f->side[i].sniff);
+    }
+    struct flow **pp = &ft->buckets[f->hash & (ft->nbuckets - 1)];
+    while (*pp != f)
+        pp = &(*pp)->hnext;
+    *pp = f->hnext;
+    list_remove(f->closing ? &ft->closing : &ft->active, f);
+    ft->nflows--;
+    free(f);
+}
+
+/* Closes flows that finished a while ago, and those idle too long. */
+static void sweep(struct mesh_flows *ft, uint64_t now)
+{
+    struct flow *f;
+    while ((f = ft->closing.head) != NULL && f->last_ts + MESH_FLOW_LINGER_US < now)
+        flow_close(ft, f);
+    while ((f = ft->active.head) != NULL && f->last_ts + MESH_FLOW_IDLE_US < now) {
+        ft->stats->expired++;
+        flow_close(ft, f);
+    }
+}
+
+static void mark_closing(struct mesh_flows *ft, struct flow *f)
+{
+    if (f->closing)
+        return;
+    list_remove(&ft->active, f);
+    f->closing = 1;
+    list_append(&ft->closing, f);
+}
+
+static void touch(struct mesh_flows *ft, struct flow *f, uint64_t ts)
+{
+    if (ts > f->last_ts)
+        f->last_ts = ts;
+    struct flow_list *l = f->closing ? &ft->closing : &ft->active;
+    if (!f->closing && l->tail != f) {
+        list_remove(l, f);
+        list_append(l, f);
+    }
+}
+
+void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg)
+{
+    uint32_t hash = seg_hash(seg);
+    struct flow *f = ft->buckets[hash & (ft->nbuckets - 1)];
+    int idx = -1;
+    for (; f != NULL; f = f->hnext)
+        if (f->hash == hash && (idx = seg_side(f, seg)) >= 0)
+            break;
+    sweep(ft, seg->ts_us);
+    if (f != NULL && f->closing && (seg->flags & (MESH_TCP_SYN | MESH_TCP_ACK)) == MESH_TCP_SYN) {
+        /* the 4-tuple is reused by a new connection */
+        flow_close(ft, f);
+        f = NULL;
+    }
+    if (f == NULL) {
+        if ((seg->flags & MESH_TCP_RST) && seg->len == 0)
+            return; /* a reset of a connection we never saw */
+        if (ft->nflows >= MESH_FLOWS_MAX) {
+            struct flow *old = ft->closing.head ? ft->closing.head : ft->active.head;
+            ft->stats->expired++;
+            flow_close(ft, old);
+        }
+        if ((f = flow_new(ft, seg, hash)) == NULL)
+            return;
+        idx = 0;
+    }
+    touch(ft, f, seg->ts_us);
+    struct flow_side *s = &f->side[idx];
+    uint32_t seq = seg->seq;
+    if (seg->flags & MESH_TCP_SYN) {
+        if (!f->syn_seen && f->state == FLOW_UNDECIDED)
+            f->client = (seg->flags & MESH_TCP_ACK) ? !idx : idx;
+        f->syn_seen = 1;
+        mesh_reasm_syn(&s->reasm, seq);
+        seq++;
+    }
+    if (seg->len > 0) {
+        if (mesh_reasm_segment(&s->reasm, seq, seg->payload, seg->len, seg->ts_us) != 0)
+            on_gap(s, seg->len, seg->ts_us);
+    }
+    if (seg->missing > 0 && s->reasm.started) {
+        /* sent but cut by the snap length: a hole we know will never be filled */
+        uint32_t after = seq + (uint32_t)seg->len;
+        if (s->reasm.next_seq == after) {
+            s->reasm.next_seq += (uint32_t)seg->missing;
+            ft->stats->reasm.gaps++;
+            ft->stats->reasm.gap_bytes += seg->missing;
+            on_gap(s, seg->missing, seg->ts_us);
+        }
+    }
+    if ((seg->flags & MESH_TCP_FIN) && !s->fin_seen) {
+        s->fin_seen = 1;
+        s->fin_seq = seq + (uint32_t)(seg->len + seg->missing);
+        if (!s->reasm.started) {
+            s->reasm.started = 1;
+            s->reasm.next_seq = s->fin_seq;
+        }
+    }
+    check_fin(s, seg->ts_us);
+    if (seg->flags & MESH_TCP_RST) {
+        for (int i = 0; i < 2; i++)
+            mesh_reasm_flush(&f->side[i].reasm, seg->ts_us);
+        if (f->state == FLOW_DECODING && !s->dead)
+            f->ops->fin(f->dec, dec_dir(f, idx), seg->ts_us, 1);
+        s->fin_done = 1;
+        mark_closing(ft, f);
+    } else if (f->side[0].fin_done && f->side[1].fin_done) {
+        mark_closing(ft, f);
+    }
+}
+
+struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels, mesh_replay_cb cb,
+                                  void *ctx, struct mesh_replay_stats *stats)
+{
+    struct mesh_flows *ft = calloc(1, sizeof(*ft));
+    if (ft == NULL)
+        return NULL;
+    ft->nbuckets = 1u << 16;
+    ft->buckets = calloc(ft->nbuckets, sizeof(*ft->buckets));
+    if (ft->buckets == NULL) {
+        free(ft);
+        return NULL;
+    }
+    ft->budget.cap = MESH_REASM_TOTAL_CAP;
+    ft->labels = labels;
+    ft->cb = cb;
+    ft->cb_ctx = ctx;
+    ft->stats = stats;
+    return ft;
+}
+
+void mesh_flows_close_all(struct mesh_flows *ft)
+{
+    while (ft->closing.head != NULL)
+        flow_close(ft, ft->closing.head);
+    while (ft->active.head != NULL)
+        flow_close(ft, ft->active.head);
+    ft->stats->incomplete = ft->dec_stats.incomplete;
+    ft->stats->dropped = ft->dec_stats.dropped;
+}
+
+void mesh_flows_free(struct mesh_flows *ft)
+{
+    if (ft == NULL)
+        return;
+    mesh_flows_close_all(ft);
+    free(ft->buckets);
+    free(ft);
+}

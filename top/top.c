@@ -1,1 +1,209 @@
-/* placeholder: being written */
+#include "top/top.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mesh/buf.h"
+#include "mesh/fmt.h"
+#include "mesh/strmap.h"
+
+struct row {
+    char src[128], dst[256], method[32], path[512];
+    uint64_t count, failures;
+    int64_t best, worst, last;      /* latency µs, -1 none */
+    uint64_t last_ts;
+};
+
+struct mesh_top {
+    struct mesh_top_opts opts;
+    struct mesh_strmap rows;
+    uint64_t over_cap;
+};
+
+struct mesh_top *mesh_top_new(const struct mesh_top_opts *opts)
+{
+    struct mesh_top *top = calloc(1, sizeof(*top));
+    if (top == NULL)
+        return NULL;
+    top->opts = *opts;
+    mesh_strmap_init(&top->rows, sizeof(struct row), MESH_TOP_MAX_ROWS);
+    return top;
+}
+
+/* "host" of "host:port" and "[v6]:port" */
+static void ip_only(char *out, size_t len, const char *addr)
+{
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    size_t n = colon ? (size_t)(colon - addr) : (addr ? strlen(addr) : 0);
+    if (n > 1 && addr[0] == '[' && addr[n - 1] == ']')
+        snprintf(out, len, "%.*s", (int)(n - 2), addr + 1);
+    else
+        snprintf(out, len, "%.*s", (int)n, addr ? addr : "-");
+}
+
+void mesh_top_add(struct mesh_top *top, const struct mesh_evt *evt)
+{
+    /* the server's proxy sees each request whole; the client's would count it again */
+    if (evt->direction == MESH_DIR_OUTBOUND || !mesh_filter_match(&top->opts.filter, evt))
+        return;
+    char src[128], dst[256], key[1024];
+    if (top->opts.hide_sources)
+        snprintf(src, sizeof(src), "-");
+    else if (evt->src_labels.deploy)
+        snprintf(src, sizeof(src), "%s", evt->src_labels.deploy);
+    else if (evt->src_labels.pod)
+        snprintf(src, sizeof(src), "%s", evt->src_labels.pod);
+    else
+        ip_only(src, sizeof(src), evt->src);
+    snprintf(dst, sizeof(dst), "%s",
+             evt->dst_labels.deploy ? evt->dst_labels.deploy
+             : evt->authority       ? evt->authority
+             : evt->dst             ? evt->dst
+                                    : "-");
+    const char *method = evt->method ? evt->method : "-", *path = evt->path ? evt->path : "-";
+    snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", src, dst, method, path);
+    int created;
+    struct row *r = mesh_strmap_get(&top->rows, key, &created);
+    if (r == NULL) {
+        top->over_cap++;
+        return;
+    }
+    if (created) {
+        snprintf(r->src, sizeof(r->src), "%s", src);
+        snprintf(r->dst, sizeof(r->dst), "%s", dst);
+        snprintf(r->method, sizeof(r->method), "%s", method);
+        snprintf(r->path, sizeof(r->path), "%s", path);
+        r->best = r->worst = r->last = -1;
+    }
+    r->count++;
+    r->failures += (uint64_t)mesh_evt_failed(evt);
+    int64_t lat = evt->latency_us;
+    if (lat >= 0) {
+        if (r->best < 0 || lat < r->best)
+            r->best = lat;
+        if (lat > r->worst)
+            r->worst = lat;
+        if (evt->ts_us >= r->last_ts) {
+            r->last = lat;
+            r->last_ts = evt->ts_us;
+        }
+    }
+}
+
+static enum mesh_top_sort sort_key;
+
+static double success_of(const struct row *r)
+{
+    return (double)(r->count - r->failures) / (double)r->count;
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+    const struct row *x = (*(struct mesh_strmap_entry *const *)a)->val;
+    const struct row *y = (*(struct mesh_strmap_entry *const *)b)->val;
+    int c = 0;
+    switch (sort_key) {
+    case MESH_TOP_BY_COUNT: c = (y->count > x->count) - (y->count < x->count); break;
+    case MESH_TOP_BY_BEST: c = (x->best > y->best) - (x->best < y->best); break;
+    case MESH_TOP_BY_WORST: c = (y->worst > x->worst) - (y->worst < x->worst); break;
+    case MESH_TOP_BY_LAST: c = (y->last > x->last) - (y->last < x->last); break;
+    case MESH_TOP_BY_SUCCESS: c = (success_of(x) > success_of(y)) - (success_of(x) < success_of(y)); break;
+    case MESH_TOP_BY_PATH: break;
+    }
+    if (c == 0)
+        c = strcmp(x->path, y->path);
+    if (c == 0)
+        c = strcmp(x->src, y->src);
+    return c ? c : strcmp(x->dst, y->dst);
+}
+
+static void render_json(struct mesh_top *top, FILE *out)
+{
+    struct mesh_buf b;
+    mesh_buf_init(&b, (size_t)1 << 30);
+    mesh_buf_appends(&b, "[");
+    for (size_t i = 0; i < top->rows.n; i++) {
+        const struct row *r = top->rows.order[i]->val;
+        const char *names[] = {"source", "destination", "method", "path"};
+        const char *vals[] = {r->src, r->dst, r->method, r->path};
+        mesh_buf_appends(&b, i ? ",\n {" : "\n {");
+        for (int k = 0; k < 4; k++) {
+            mesh_buf_printf(&b, "%s\"%s\":", k ? "," : "", names[k]);
+            mesh_buf_json_str(&b, vals[k], strlen(vals[k]));
+        }
+        mesh_buf_printf(&b, ",\"count\":%llu,\"failures\":%llu,\"success\":%.6f",
+                        (unsigned long long)r->count, (unsigned long long)r->failures,
+                        success_of(r));
+        const char *ln[] = {"best_us", "worst_us", "last_us"};
+        int64_t lv[] = {r->best, r->worst, r->last};
+        for (int k = 0; k < 3; k++) {
+            if (lv[k] < 0)
+                mesh_buf_printf(&b, ",\"%s\":null", ln[k]);
+            else
+                mesh_buf_printf(&b, ",\"%s\":%lld", ln[k], (long long)lv[k]);
+        }
+        mesh_buf_appends(&b, "}");
+    }
+    mesh_buf_appends(&b, top->rows.n ? "\n]\n" : "]\n");
+    fwrite(b.data, 1, b.len, out);
+    mesh_buf_free(&b);
+}
+
+void mesh_top_render(struct mesh_top *top, FILE *out)
+{
+    sort_key = top->opts.sort;
+    qsort(top->rows.order, top->rows.n, sizeof(*top->rows.order), cmp_rows);
+    if (top->opts.output == MESH_OUT_JSON) {
+        render_json(top, out);
+        return;
+    }
+    if (top->rows.n == 0) {
+        fprintf(out, "No traffic found.\n");
+        return;
+    }
+    size_t w[4] = {6, 11, 6, 4};
+    for (size_t i = 0; i < top->rows.n; i++) {
+        const struct row *r = top->rows.order[i]->val;
+        const char *v[] = {r->src, r->dst, r->method, r->path};
+        for (int k = 0; k < 4; k++)
+            if (mesh_str_width(v[k]) > w[k])
+                w[k] = mesh_str_width(v[k]);
+    }
+    for (int k = 0; k < 4; k++)
+        if (w[k] > 60)
+            w[k] = 60;
+    int hide = top->opts.hide_sources;
+    if (!hide)
+        mesh_fput_col(out, "Source", w[0], 2);
+    mesh_fput_col(out, "Destination", w[1], 2);
+    mesh_fput_col(out, "Method", w[2], 2);
+    mesh_fput_col(out, "Path", w[3], 2);
+    fprintf(out, "%8s  %9s  %9s  %9s  %12s\n", "Count", "Best", "Worst", "Last",
+            "Success Rate");
+    for (size_t i = 0; i < top->rows.n; i++) {
+        const struct row *r = top->rows.order[i]->val;
+        char b[3][24], pct[16];
+        if (!hide)
+            mesh_fput_col(out, r->src, w[0], 2);
+        mesh_fput_col(out, r->dst, w[1], 2);
+        mesh_fput_col(out, r->method, w[2], 2);
+        mesh_fput_col(out, r->path, w[3], 2);
+        fprintf(out, "%8llu  ", (unsigned long long)r->count);
+        mesh_fput_rcol(out, mesh_fmt_latency(b[0], sizeof(b[0]), r->best), 9, 2);
+        mesh_fput_rcol(out, mesh_fmt_latency(b[1], sizeof(b[1]), r->worst), 9, 2);
+        mesh_fput_rcol(out, mesh_fmt_latency(b[2], sizeof(b[2]), r->last), 9, 2);
+        mesh_fput_rcol(out, mesh_fmt_pct(pct, sizeof(pct), success_of(r)), 12, 0);
+        fputc('\n', out);
+    }
+    if (top->over_cap)
+        fprintf(out, "(%llu requests not shown: more than %u rows)\n",
+                (unsigned long long)top->over_cap, MESH_TOP_MAX_ROWS);
+}
+
+void mesh_top_free(struct mesh_top *top)
+{
+    if (top == NULL)
+        return;
+    mesh_strmap_free(&top->rows);
+    free(top);
+}

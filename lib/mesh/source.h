@@ -1,0 +1,33 @@
+/* mesh/source.h — where the views get their events: one query layer.
+ *
+ * Today a source is one or more captures (--pcap, `mesh replay FILE…`), with
+ * an optional label map. A collector (--collector) and a store (--db) plug
+ * in here later, so the views never know where events came from.
+ */
+#ifndef MESH_SOURCE_H
+#define MESH_SOURCE_H
+
+#include <stddef.h>
+
+#include "mesh/evt.h"
+
+#define MESH_SOURCE_MAX_FILES 256
+
+struct mesh_source {
+    const char *files[MESH_SOURCE_MAX_FILES];
+    size_t nfiles;
+    const char *labels_path;    /* NULL: none */
+    const char *collector;      /* not read yet */
+    const char *db;             /* not read yet */
+    int summary;                /* print the replay summary on stderr */
+};
+
+typedef void (*mesh_source_cb)(void *ctx, const struct mesh_evt *evt);
+
+/* Runs the source to its end, calling |cb| per event. Errors are printed on
+ * stderr as one line naming |prog| and the input. Returns an exit status:
+ * MESH_EXIT_OK, MESH_EXIT_USAGE (bad or unreadable input) or
+ * MESH_EXIT_RUNTIME. Events read before an error have been delivered. */
+int mesh_source_run(const struct mesh_source *src, const char *prog, mesh_source_cb cb, void *ctx);
+
+#endif

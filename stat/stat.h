@@ -1,0 +1,36 @@
+/* stat/stat.h — `mesh stat`: success rate, RPS and latency per resource.
+ *
+ * Rows are keyed by the destination's resource (traffic a resource serves),
+ * or, with `--to`, by the source's resource (traffic it sends to the --to
+ * resource), as `linkerd viz stat` does. Inbound and replayed events count
+ * for destination rows, outbound and replayed ones for --to rows, so a
+ * request seen by two proxies is counted once. Percentiles come from
+ * mesh_hist (≤1% error).
+ */
+#ifndef MESH_STAT_H
+#define MESH_STAT_H
+
+#include <stdio.h>
+
+#include "mesh/evt.h"
+#include "mesh/resource.h"
+#include "mesh/view.h"
+
+#define MESH_STAT_MAX_RES 16
+
+struct mesh_stat_opts {
+    struct mesh_resource res[MESH_STAT_MAX_RES];
+    size_t nres;
+    struct mesh_resource to, from;
+    enum mesh_output output;
+};
+
+struct mesh_stat;
+
+struct mesh_stat *mesh_stat_new(const struct mesh_stat_opts *opts);
+void mesh_stat_add(struct mesh_stat *st, const struct mesh_evt *evt);
+/* Prints the table (or JSON array) over the events added so far. */
+void mesh_stat_render(struct mesh_stat *st, FILE *out);
+void mesh_stat_free(struct mesh_stat *st);
+
+#endif

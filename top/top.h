@@ -1,0 +1,36 @@
+/* top/top.h — `mesh top`: requests aggregated per (source, destination,
+ * method, path), with count, best/worst/last latency and success rate.
+ *
+ * The source is the client's deployment (or pod, or IP without port); the
+ * destination the server's deployment (or the authority, or ip:port). Rows
+ * are capped (MESH_TOP_MAX_ROWS); events past the cap are counted, not shown.
+ */
+#ifndef MESH_TOP_H
+#define MESH_TOP_H
+
+#include <stdio.h>
+
+#include "mesh/evt.h"
+#include "mesh/filter.h"
+#include "mesh/view.h"
+
+#define MESH_TOP_MAX_ROWS 10000
+
+enum mesh_top_sort { MESH_TOP_BY_COUNT = 0, MESH_TOP_BY_BEST, MESH_TOP_BY_WORST,
+                     MESH_TOP_BY_LAST, MESH_TOP_BY_SUCCESS, MESH_TOP_BY_PATH };
+
+struct mesh_top_opts {
+    struct mesh_filter filter;
+    int hide_sources;
+    enum mesh_output output;
+    enum mesh_top_sort sort;
+};
+
+struct mesh_top;
+
+struct mesh_top *mesh_top_new(const struct mesh_top_opts *opts);
+void mesh_top_add(struct mesh_top *top, const struct mesh_evt *evt);
+void mesh_top_render(struct mesh_top *top, FILE *out);
+void mesh_top_free(struct mesh_top *top);
+
+#endif
