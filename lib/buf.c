@@ -62,6 +62,17 @@ int mesh_buf_append(struct mesh_buf *buf, const void *data, size_t len)
     return 0;
 }
 
+int mesh_buf_append_space(struct mesh_buf *buf, size_t len, char **at)
+{
+    int rv = reserve(buf, len);
+    if (rv != 0)
+        return rv;
+    *at = buf->data + buf->len;
+    buf->len += len;
+    buf->data[buf->len] = '\0';
+    return 0;
+}
+
 int mesh_buf_appends(struct mesh_buf *buf, const char *str)
 {
     return mesh_buf_append(buf, str, strlen(str));

@@ -191,7 +191,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
     int opt;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+ho:n:At:q", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "ho:n:At:q", long_opts, NULL)) != -1) {
         int rv = 0;
         uint64_t us;
         char *end;

@@ -27,23 +27,23 @@ int mesh_source_run(const struct mesh_source *src, const char *prog, mesh_source
     struct mesh_labelmap *labels = NULL;
     char err[512];
     if (src->collector != NULL || src->db != NULL) {
-        fprintf(stderr, "%s: %s: reading a %s is not implemented yet; use --pcap FILE\n", prog,
+        fprintf(stderr, "mesh %s: %s: reading a %s is not implemented yet; use --pcap FILE\n", prog,
                 src->collector ? src->collector : src->db,
                 src->collector ? "collector" : "store");
         return MESH_EXIT_USAGE;
     }
     if (src->nfiles == 0) {
-        fprintf(stderr, "%s: no input: give a capture with --pcap FILE\n", prog);
+        fprintf(stderr, "mesh %s: no input: give a capture with --pcap FILE\n", prog);
         return MESH_EXIT_USAGE;
     }
     if (src->labels_path != NULL &&
         mesh_labelmap_load(src->labels_path, &labels, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
+        fprintf(stderr, "mesh %s: %s\n", prog, err);
         return MESH_EXIT_USAGE;
     }
     struct mesh_replay *rp = mesh_replay_new(labels, cb, ctx);
     if (rp == NULL) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+        fprintf(stderr, "mesh %s: out of memory\n", prog);
         mesh_labelmap_free(labels);
         return MESH_EXIT_RUNTIME;
     }
@@ -54,7 +54,8 @@ int mesh_source_run(const struct mesh_source *src, const char *prog, mesh_source
         if (src->summary)
             print_summary(src->files[i], mesh_replay_stats(rp));
         if (rv != 0) {
-            fprintf(stderr, "%s: %s: %s\n", prog, src->files[i], desc ? desc : mesh_strerror(rv));
+            fprintf(stderr, "mesh %s: %s: %s\n", prog, src->files[i],
+                    desc ? desc : mesh_strerror(rv));
             status = MESH_EXIT_USAGE;
         }
     }

@@ -17,6 +17,16 @@ enum flow_state { FLOW_UNDECIDED, FLOW_DECODING, FLOW_OPAQUE };
 
 struct flow;
 
+/* A segment held back until the peer's bytes it acknowledges are delivered. */
+struct ackwait {
+    struct ackwait *next;
+    uint32_t seq, ack;
+    uint8_t flags;
+    size_t len, missing;
+    uint64_t ts_us;
+    uint8_t data[];
+};
+
 /* One direction of a connection, named by the endpoint that sends it. */
 struct flow_side {
     struct flow *flow;
@@ -25,6 +35,8 @@ struct flow_side {
     struct mesh_buf sniff;          /* bytes held until the protocol is known */
     uint64_t sniff_ts;
     uint32_t fin_seq;               /* sequence after the FIN, when fin_seen */
+    struct ackwait *waiting;        /* in arrival order */
+    size_t waiting_bytes;
     unsigned fin_seen : 1, fin_done : 1, dead : 1;
 };
 
@@ -321,6 +333,8 @@ static void check_fin(struct flow_side *s, uint64_t ts_us)
         f->ops->fin(f->dec, dec_dir(f, s->idx), ts_us, 0);
 }
 
+static void release_all(struct flow *f);
+
 /* --- lifetime ----------------------------------------------------------------------- */
 
 static struct flow *flow_new(struct mesh_flows *ft, const struct mesh_tcp_seg *seg, uint32_t hash)
@@ -359,6 +373,7 @@ static struct flow *flow_new(struct mesh_flows *ft, const struct mesh_tcp_seg *s
 
 static void flow_close(struct mesh_flows *ft, struct flow *f)
 {
+    release_all(f);
     for (int i = 0; i < 2; i++) {
         mesh_reasm_flush(&f->side[i].reasm, f->last_ts);
         check_fin(&f->side[i], f->last_ts);
@@ -412,15 +427,138 @@ static void touch(struct mesh_flows *ft, struct flow *f, uint64_t ts)
     }
 }
 
+/* --- causal order across directions ------------------------------------------------ */
+
+/* A capture may hold a response before the request it answers (packets
+ * reordered on the way to the capture). A segment's ACK number says how much
+ * of the peer's stream its sender had received, so a segment is delivered
+ * only after those peer bytes have been: the decoders then see each side's
+ * bytes in an order that could have happened. */
+
+/* 1 when the peer of side |idx| has delivered everything before |ack|. */
+static int peer_has(const struct flow *f, int idx, uint32_t ack)
+{
+    const struct flow_side *peer = &f->side[!idx];
+    if (!peer->reasm.started)
+        return 1; /* nothing known of the peer: nothing to wait for */
+    uint32_t have = peer->reasm.next_seq;
+    if (peer->fin_seen && have == peer->fin_seq)
+        have++; /* the FIN takes a sequence number too */
+    return (int32_t)(ack - have) <= 0;
+}
+
+/* Reassembles one segment of side |idx|. */
+static void deliver_seg(struct flow *f, int idx, uint32_t seq, uint8_t flags,
+                        const uint8_t *payload, size_t len, size_t missing, uint64_t ts_us)
+{
+    struct mesh_flows *ft = f->ft;
+    struct flow_side *s = &f->side[idx];
+    if (len > 0 && mesh_reasm_segment(&s->reasm, seq, payload, len, ts_us) != 0)
+        on_gap(s, len, ts_us);
+    if (missing > 0 && s->reasm.started && s->reasm.next_seq == seq + (uint32_t)len) {
+        /* sent but cut by the snap length: a hole we know will never be filled */
+        s->reasm.next_seq += (uint32_t)missing;
+        ft->stats->reasm.gaps++;
+        ft->stats->reasm.gap_bytes += missing;
+        on_gap(s, missing, ts_us);
+    }
+    if ((flags & MESH_TCP_FIN) && !s->fin_seen) {
+        s->fin_seen = 1;
+        s->fin_seq = seq + (uint32_t)(len + missing);
+        if (!s->reasm.started) {
+            s->reasm.started = 1;
+            s->reasm.next_seq = s->fin_seq;
+        }
+    }
+    check_fin(s, ts_us);
+    if (f->side[0].fin_done && f->side[1].fin_done)
+        mark_closing(ft, f);
+}
+
+static void hold(struct flow *f, struct flow_side *s, uint32_t seq, const struct mesh_tcp_seg *seg)
+{
+    struct ackwait *w = malloc(sizeof(*w) + seg->len);
+    if (w == NULL) {
+        deliver_seg(f, s->idx, seq, seg->flags, seg->payload, seg->len, seg->missing, seg->ts_us);
+        return;
+    }
+    w->next = NULL;
+    w->seq = seq;
+    w->ack = seg->ack;
+    w->flags = seg->flags;
+    w->len = seg->len;
+    w->missing = seg->missing;
+    w->ts_us = seg->ts_us;
+    memcpy(w->data, seg->payload, seg->len);
+    struct ackwait **tail = &s->waiting;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = w;
+    s->waiting_bytes += seg->len;
+    /* the peer's bytes may be lost for good: do not wait past the cap */
+    while (s->waiting != NULL && s->waiting_bytes > MESH_ACKWAIT_CAP) {
+        w = s->waiting;
+        s->waiting = w->next;
+        s->waiting_bytes -= w->len;
+        deliver_seg(f, s->idx, w->seq, w->flags, w->data, w->len, w->missing, w->ts_us);
+        free(w);
+    }
+}
+
+/* Delivers the held segments of side |idx| whose acknowledged peer bytes are
+ * in; each one delivered may unblock the peer's, so both sides are tried
+ * until nothing moves. Any held segment may go, not only the first: one
+ * that arrived late but was sent early must not wait behind a later one. */
+static void release(struct flow *f, int idx)
+{
+    int moved = 1;
+    while (moved) {
+        moved = 0;
+        for (int k = 0; k < 2; k++, idx = !idx) {
+            struct flow_side *s = &f->side[idx];
+            struct ackwait **pp = &s->waiting;
+            while (*pp != NULL) {
+                struct ackwait *w = *pp;
+                if (!peer_has(f, idx, w->ack)) {
+                    pp = &w->next;
+                    continue;
+                }
+                *pp = w->next;
+                s->waiting_bytes -= w->len;
+                deliver_seg(f, idx, w->seq, w->flags, w->data, w->len, w->missing, w->ts_us);
+                free(w);
+                moved = 1;
+            }
+        }
+    }
+}
+
+/* Delivers every held segment regardless (end of the flow, or a reset). */
+static void release_all(struct flow *f)
+{
+    release(f, 0);
+    for (int i = 0; i < 2; i++) {
+        struct flow_side *s = &f->side[i];
+        while (s->waiting != NULL) {
+            struct ackwait *w = s->waiting;
+            s->waiting = w->next;
+            s->waiting_bytes -= w->len;
+            deliver_seg(f, i, w->seq, w->flags, w->data, w->len, w->missing, w->ts_us);
+            free(w);
+            release(f, !i);
+        }
+    }
+}
+
 void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg)
 {
     uint32_t hash = seg_hash(seg);
+    sweep(ft, seg->ts_us); /* first: it may close the flow this segment belongs to */
     struct flow *f = ft->buckets[hash & (ft->nbuckets - 1)];
     int idx = -1;
     for (; f != NULL; f = f->hnext)
         if (f->hash == hash && (idx = seg_side(f, seg)) >= 0)
             break;
-    sweep(ft, seg->ts_us);
     if (f != NULL && f->closing && (seg->flags & (MESH_TCP_SYN | MESH_TCP_ACK)) == MESH_TCP_SYN) {
         /* the 4-tuple is reused by a new connection */
         flow_close(ft, f);
@@ -448,39 +586,24 @@ void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg)
         mesh_reasm_syn(&s->reasm, seq);
         seq++;
     }
-    if (seg->len > 0) {
-        if (mesh_reasm_segment(&s->reasm, seq, seg->payload, seg->len, seg->ts_us) != 0)
-            on_gap(s, seg->len, seg->ts_us);
-    }
-    if (seg->missing > 0 && s->reasm.started) {
-        /* sent but cut by the snap length: a hole we know will never be filled */
-        uint32_t after = seq + (uint32_t)seg->len;
-        if (s->reasm.next_seq == after) {
-            s->reasm.next_seq += (uint32_t)seg->missing;
-            ft->stats->reasm.gaps++;
-            ft->stats->reasm.gap_bytes += seg->missing;
-            on_gap(s, seg->missing, seg->ts_us);
-        }
-    }
-    if ((seg->flags & MESH_TCP_FIN) && !s->fin_seen) {
-        s->fin_seen = 1;
-        s->fin_seq = seq + (uint32_t)(seg->len + seg->missing);
-        if (!s->reasm.started) {
-            s->reasm.started = 1;
-            s->reasm.next_seq = s->fin_seq;
-        }
-    }
-    check_fin(s, seg->ts_us);
     if (seg->flags & MESH_TCP_RST) {
+        release_all(f);
         for (int i = 0; i < 2; i++)
             mesh_reasm_flush(&f->side[i].reasm, seg->ts_us);
         if (f->state == FLOW_DECODING && !s->dead)
             f->ops->fin(f->dec, dec_dir(f, idx), seg->ts_us, 1);
         s->fin_done = 1;
         mark_closing(ft, f);
-    } else if (f->side[0].fin_done && f->side[1].fin_done) {
-        mark_closing(ft, f);
+        return;
     }
+    if (seg->len == 0 && seg->missing == 0 && !(seg->flags & MESH_TCP_FIN))
+        return; /* a bare ACK carries nothing to deliver */
+    if ((seg->flags & MESH_TCP_ACK) && (s->waiting != NULL || !peer_has(f, idx, seg->ack))) {
+        hold(f, s, seq, seg);
+        return;
+    }
+    deliver_seg(f, idx, seq, seg->flags, seg->payload, seg->len, seg->missing, seg->ts_us);
+    release(f, !idx);
 }
 
 struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels, mesh_replay_cb cb,

@@ -20,6 +20,7 @@
 #define MESH_FLOW_LINGER_US (2ull * 1000000)      /* closed ones wait for stragglers */
 #define MESH_REASM_DIR_CAP (1u << 20)             /* held bytes per direction */
 #define MESH_REASM_TOTAL_CAP (64u << 20)          /* held bytes in all */
+#define MESH_ACKWAIT_CAP (1u << 20)               /* bytes held for causal order, per direction */
 
 enum { MESH_TCP_FIN = 0x01, MESH_TCP_SYN = 0x02, MESH_TCP_RST = 0x04, MESH_TCP_ACK = 0x10 };
 
@@ -28,6 +29,7 @@ struct mesh_tcp_seg {
     uint8_t src_ip[16], dst_ip[16];
     uint16_t sport, dport;
     uint32_t seq;
+    uint32_t ack;               /* valid when flags has MESH_TCP_ACK */
     uint8_t flags;
     const uint8_t *payload;
     size_t len;                 /* captured payload bytes */

@@ -59,6 +59,7 @@ static void tcp_layer(struct mesh_replay *rp, struct mesh_tcp_seg *seg, const ui
     seg->sport = rd16(p);
     seg->dport = rd16(p + 2);
     seg->seq = rd32(p + 4);
+    seg->ack = rd32(p + 8);
     seg->flags = p[13] & 0x17; /* FIN SYN RST ACK */
     seg->payload = p + hlen;
     seg->len = caplen - hlen;
@@ -219,20 +220,9 @@ static int linktype_supported(int dlt)
     }
 }
 
-int mesh_replay_file(struct mesh_replay *rp, const char *path, const char **err_desc)
+/* Reads every packet of |pc| and closes it. */
+static int replay_pcap(struct mesh_replay *rp, pcap_t *pc, const char **err_desc)
 {
-    char errbuf[PCAP_ERRBUF_SIZE];
-    pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO,
-                                                          errbuf);
-    if (pc == NULL) {
-        /* libpcap says "unknown file format" for a file that is not a capture */
-        int notcap = strstr(errbuf, "format") != NULL || strstr(errbuf, "truncated") != NULL;
-        snprintf(rp->err, sizeof(rp->err), "%s", notcap ? "not a pcap or pcapng capture" : errbuf);
-        if (notcap && strstr(errbuf, "truncated") != NULL)
-            snprintf(rp->err, sizeof(rp->err), "capture header is truncated");
-        *err_desc = rp->err;
-        return notcap ? MESH_EFORMAT : MESH_EIO;
-    }
     int dlt = pcap_datalink(pc);
     if (!linktype_supported(dlt)) {
         const char *name = pcap_datalink_val_to_name(dlt);
@@ -259,6 +249,50 @@ int mesh_replay_file(struct mesh_replay *rp, const char *path, const char **err_
     pcap_close(pc);
     mesh_flows_close_all(rp->flows);
     return result;
+}
+
+/* libpcap's open errors, as one of ours. */
+static int open_error(struct mesh_replay *rp, const char *path, const char *errbuf,
+                      const char **err_desc)
+{
+    /* libpcap may start its message with the path, which the caller names already */
+    size_t plen = strlen(path);
+    if (strncmp(errbuf, path, plen) == 0 && strncmp(errbuf + plen, ": ", 2) == 0)
+        errbuf += plen + 2;
+    int notcap = strstr(errbuf, "format") != NULL || strstr(errbuf, "truncated") != NULL ||
+                 strstr(errbuf, "bad dump file") != NULL || strstr(errbuf, "version") != NULL;
+    if (strstr(errbuf, "truncated") != NULL)
+        snprintf(rp->err, sizeof(rp->err), "capture header is truncated");
+    else if (notcap)
+        snprintf(rp->err, sizeof(rp->err), "not a pcap or pcapng capture (%s)", errbuf);
+    else
+        snprintf(rp->err, sizeof(rp->err), "%s", errbuf);
+    *err_desc = rp->err;
+    return notcap ? MESH_EFORMAT : MESH_EIO;
+}
+
+int mesh_replay_file(struct mesh_replay *rp, const char *path, const char **err_desc)
+{
+    if (strcmp(path, "-") == 0)
+        return mesh_replay_stream(rp, stdin, err_desc);
+    char errbuf[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO,
+                                                          errbuf);
+    if (pc == NULL)
+        return open_error(rp, path, errbuf, err_desc);
+    return replay_pcap(rp, pc, err_desc);
+}
+
+int mesh_replay_stream(struct mesh_replay *rp, FILE *fp, const char **err_desc)
+{
+    char errbuf[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO,
+                                                           errbuf);
+    if (pc == NULL) {
+        fclose(fp);
+        return open_error(rp, "", errbuf, err_desc);
+    }
+    return replay_pcap(rp, pc, err_desc);
 }
 
 void mesh_replay_finish(struct mesh_replay *rp)

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mesh/evt.h"
 #include "reasm.h"
@@ -50,6 +51,9 @@ void mesh_replay_free(struct mesh_replay *rp);
  * supported. *err_desc (static or owned by |rp|, valid until the next call)
  * says what is wrong. */
 int mesh_replay_file(struct mesh_replay *rp, const char *path, const char **err_desc);
+/* The same for an open stream ("-" as |path| above means stdin). Takes
+ * |fp|: it is closed in every case. */
+int mesh_replay_stream(struct mesh_replay *rp, FILE *fp, const char **err_desc);
 
 /* One captured frame of link type |linktype| (a DLT_ value). Lower level than
  * mesh_replay_file, for tests and fuzzing. |wirelen| is the length on the wire. */

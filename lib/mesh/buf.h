@@ -26,6 +26,8 @@ int mesh_buf_append(struct mesh_buf *buf, const void *data, size_t len);
 int mesh_buf_appends(struct mesh_buf *buf, const char *str);
 int mesh_buf_printf(struct mesh_buf *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends |len| bytes left for the caller to fill; *at points to them. */
+int mesh_buf_append_space(struct mesh_buf *buf, size_t len, char **at);
 /* Drops the first |n| bytes. */
 void mesh_buf_consume(struct mesh_buf *buf, size_t n);
 /* Appends |str| (|len| bytes) as a JSON string literal with quotes. */

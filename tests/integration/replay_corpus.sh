@@ -1,0 +1,43 @@
+#!/bin/bash
+# Replays every shared capture that has tshark's reading (.expect) and
+# requires exactly those exchanges: as recorded, after mangle.py reorders and
+# duplicates packets, and after conversion to pcapng.
+# Usage: replay_corpus.sh BUILD_DIR SOURCE_DIR SHARED_DIR
+set -u
+BUILD=$1 SRC=$2 SHARED=$3
+MESH=$BUILD/mesh
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+command -v editcap >/dev/null || { echo "SKIP: editcap (Debian wireshark-common) missing"; exit 77; }
+[ -d "$SHARED/corpus" ] || { echo "SKIP: $SHARED/corpus missing"; exit 77; }
+
+pass=0 fail=0
+check() { # check LABEL PCAP EXPECT
+    local label=$1 pcap=$2 expect=$3
+    if ! "$MESH" replay -q -o json "$pcap" > "$WORK/out.json" 2> "$WORK/err"; then
+        echo "FAIL $label: mesh replay exited $?: $(cat "$WORK/err")"
+        fail=$((fail + 1)); return
+    fi
+    python3 "$SRC/tests/tools/json2expect.py" < "$WORK/out.json" > "$WORK/got"
+    if out=$(python3 "$SHARED/tools/cmp.py" "$expect" "$WORK/got"); then
+        echo "ok   $label: $out"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $label: $out"
+        fail=$((fail + 1))
+    fi
+}
+
+for expect in "$SHARED"/corpus/*/*.expect; do
+    pcap=${expect%.expect}.pcap
+    name=$(basename "$(dirname "$pcap")")/$(basename "$pcap" .pcap)
+    check "$name" "$pcap" "$expect"
+    for seed in 1 2; do
+        python3 "$SHARED/tools/mangle.py" "$pcap" "$WORK/mangled.pcap" both $seed
+        check "$name mangled(both,$seed)" "$WORK/mangled.pcap" "$expect"
+    done
+    editcap -F pcapng "$pcap" "$WORK/conv.pcapng"
+    check "$name pcapng" "$WORK/conv.pcapng" "$expect"
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,257 @@
+/* Unit tests for lib/: capped buffer, JSON strings, the event's JSON and
+ * protobuf forms, the histogram's error bound, label maps, resources,
+ * filters and human units. */
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mesh/buf.h"
+#include "mesh/err.h"
+#include "mesh/evt.h"
+#include "mesh/evt_pb.h"
+#include "mesh/filter.h"
+#include "mesh/fmt.h"
+#include "mesh/hist.h"
+#include "mesh/labels.h"
+#include "mesh/resource.h"
+#include "test.h"
+
+static void test_buf_cap(void)
+{
+    struct mesh_buf b;
+    mesh_buf_init(&b, 8);
+    CHECK_EQ_INT(mesh_buf_appends(&b, "12345"), 0);
+    CHECK_EQ_INT(mesh_buf_appends(&b, "6789"), MESH_ETOOBIG);
+    CHECK_EQ_INT(b.len, 5); /* a failed append leaves the buffer as it was */
+    CHECK_EQ_INT(mesh_buf_appends(&b, "678"), 0);
+    CHECK_EQ_STR(b.data, "12345678");
+    mesh_buf_consume(&b, 3);
+    CHECK_EQ_STR(b.data, "45678");
+    CHECK_EQ_INT(mesh_buf_printf(&b, "%d", 123), 0);
+    CHECK_EQ_STR(b.data, "45678123");
+    mesh_buf_free(&b);
+}
+
+static void test_json_str(void)
+{
+    struct mesh_buf b;
+    mesh_buf_init(&b, 1024);
+    const char in[] = "a\"b\\c\n\x01 \xf0\x9f\x8d\xa9 \xff\xc3";
+    CHECK_EQ_INT(mesh_buf_json_str(&b, in, sizeof(in) - 1), 0);
+    /* escapes, the doughnut kept, bad bytes replaced by U+FFFD */
+    CHECK_EQ_STR(b.data, "\"a\\\"b\\\\c\\n\\u0001 \xf0\x9f\x8d\xa9 \xef\xbf\xbd\xef\xbf\xbd\"");
+    mesh_buf_free(&b);
+}
+
+static struct mesh_evt sample_evt(void)
+{
+    struct mesh_evt e;
+    mesh_evt_init(&e);
+    e.ts_us = 1700000000123456ull;
+    e.direction = MESH_DIR_INBOUND;
+    e.src = "10.0.0.1:5000";
+    e.dst = "[::1]:8080";
+    e.dst_labels.ns = "emojivoto";
+    e.dst_labels.deploy = "voting";
+    e.proto = MESH_PROTO_GRPC;
+    e.method = "POST";
+    e.scheme = "http";
+    e.authority = "voting:8080";
+    e.path = "/emojivoto.v1.VotingService/VoteDoughnut";
+    e.status = 200;
+    e.grpc_status = 2;
+    e.latency_us = 1500;
+    e.duration_us = 1600;
+    e.req_bytes = 5;
+    e.rsp_bytes = 0;
+    e.id = "3:7";
+    return e;
+}
+
+static void test_evt_json(void)
+{
+    struct mesh_evt e = sample_evt();
+    struct mesh_buf b;
+    mesh_buf_init(&b, 4096);
+    CHECK_EQ_INT(mesh_evt_to_json(&e, &b), 0);
+    CHECK_EQ_STR(b.data,
+                 "{\"ts\":1700000000123456,\"id\":\"3:7\",\"proxy_direction\":\"inbound\","
+                 "\"src\":\"10.0.0.1:5000\",\"dst\":\"[::1]:8080\",\"dst_labels\":{\"namespace\":"
+                 "\"emojivoto\",\"deployment\":\"voting\"},\"proto\":\"grpc\",\"method\":\"POST\","
+                 "\"scheme\":\"http\",\"authority\":\"voting:8080\",\"path\":\"/emojivoto.v1."
+                 "VotingService/VoteDoughnut\",\"status\":200,\"grpc_status\":2,\"latency_us\":"
+                 "1500,\"duration_us\":1600,\"req_bytes\":5,\"rsp_bytes\":0,\"classification\":"
+                 "\"failure\"}");
+    /* absent values are omitted, never 0 */
+    mesh_evt_init(&e);
+    mesh_buf_reset(&b);
+    CHECK_EQ_INT(mesh_evt_to_json(&e, &b), 0);
+    CHECK(strstr(b.data, "status") == NULL);
+    CHECK(strstr(b.data, "latency_us") == NULL);
+    mesh_buf_free(&b);
+}
+
+static void test_classification(void)
+{
+    struct mesh_evt e = sample_evt();
+    CHECK_EQ_INT(mesh_evt_failed(&e), 1); /* grpc-status 2 */
+    e.grpc_status = 0;
+    e.status = 500;
+    CHECK_EQ_INT(mesh_evt_failed(&e), 0); /* grpc status decides when present */
+    e.grpc_status = -1;
+    CHECK_EQ_INT(mesh_evt_failed(&e), 1);
+    e.status = 404;
+    CHECK_EQ_INT(mesh_evt_failed(&e), 0);
+    e.reset = 8;
+    CHECK_EQ_INT(mesh_evt_failed(&e), 1);
+    e.reset = -1;
+    e.duration_us = -1; /* response never ended */
+    CHECK_EQ_INT(mesh_evt_failed(&e), 1);
+}
+
+static void test_evt_pb_roundtrip(void)
+{
+    struct mesh_evt e = sample_evt(), back;
+    struct mesh_buf b;
+    struct mesh_evt_pb pb;
+    mesh_buf_init(&b, 4096);
+    CHECK_EQ_INT(mesh_evt_pack(&e, &b), 0);
+    CHECK_EQ_INT(mesh_evt_unpack((const uint8_t *)b.data, b.len, &pb, &back), 0);
+    CHECK_EQ_INT(back.ts_us, e.ts_us);
+    CHECK_EQ_INT(back.direction, MESH_DIR_INBOUND);
+    CHECK_EQ_STR(back.dst_labels.deploy, "voting");
+    CHECK(back.src_labels.deploy == NULL);
+    CHECK_EQ_STR(back.path, e.path);
+    CHECK_EQ_INT(back.grpc_status, 2);
+    CHECK_EQ_INT(back.reset, -1);
+    CHECK_EQ_INT(back.latency_us, 1500);
+    CHECK_EQ_INT(back.proto, MESH_PROTO_GRPC);
+    CHECK_EQ_STR(back.id, "3:7");
+    mesh_evt_pb_free(&pb);
+    CHECK_EQ_INT(mesh_evt_unpack((const uint8_t *)"\xff\xff\xff", 3, &pb, &back), MESH_EPROTO);
+    mesh_evt_pb_free(&pb);
+    mesh_buf_free(&b);
+}
+
+static void test_hist_error_bound(void)
+{
+    static struct mesh_hist h;
+    mesh_hist_init(&h);
+    CHECK_EQ_INT(mesh_hist_quantile(&h, 0.5), -1);
+    /* every single value comes back within 1% */
+    for (uint64_t v = 1; v < 50000000; v = v * 1.37 + 1) {
+        mesh_hist_init(&h);
+        mesh_hist_add(&h, v);
+        mesh_hist_add(&h, v + 1000000000); /* so min/max clamping does not help */
+        int64_t got = mesh_hist_quantile(&h, 0.5);
+        CHECK(fabs((double)got - (double)v) <= 0.01 * (double)v);
+    }
+    /* quantiles of 1..10000 */
+    mesh_hist_init(&h);
+    for (uint64_t v = 1; v <= 10000; v++)
+        mesh_hist_add(&h, v);
+    int64_t p50 = mesh_hist_quantile(&h, 0.5), p99 = mesh_hist_quantile(&h, 0.99);
+    CHECK(fabs((double)p50 - 5000) <= 50);
+    CHECK(fabs((double)p99 - 9900) <= 99);
+    CHECK_EQ_INT(mesh_hist_quantile(&h, 1.0), 10000);
+    CHECK_EQ_INT(mesh_hist_quantile(&h, 0.0), 1);
+    /* buckets tile the line */
+    for (unsigned b = 0; b + 1 < MESH_HIST_BUCKETS - 1; b++)
+        CHECK(mesh_hist_bucket_high(b) + 1 == mesh_hist_bucket_low(b + 1));
+}
+
+static void test_labelmap(void)
+{
+    char path[] = "/tmp/mesh-labels-XXXXXX", err[256];
+    int fd = mkstemp(path);
+    const char text[] = "# demo\n127.0.0.1:8080 emojivoto/web/web-0\n[::1]:9090 emojivoto/voting\n"
+                        "10.0.0.9 emojivoto/vote-bot  # any port\n";
+    CHECK(write(fd, text, sizeof(text) - 1) == (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    struct mesh_labelmap *m = NULL;
+    CHECK_EQ_INT(mesh_labelmap_load(path, &m, err, sizeof(err)), 0);
+    const struct mesh_labels *l = mesh_labelmap_find(m, "127.0.0.1", 8080);
+    CHECK(l != NULL && strcmp(l->deploy, "web") == 0 && strcmp(l->pod, "web-0") == 0);
+    l = mesh_labelmap_find(m, "::1", 9090);
+    CHECK(l != NULL && strcmp(l->deploy, "voting") == 0 && l->pod == NULL);
+    l = mesh_labelmap_find(m, "10.0.0.9", 41234);
+    CHECK(l != NULL && strcmp(l->deploy, "vote-bot") == 0);
+    CHECK(mesh_labelmap_find(m, "127.0.0.1", 8081) == NULL);
+    mesh_labelmap_free(m);
+    FILE *fp = fopen(path, "w");
+    fputs("127.0.0.1:8080 emojivoto/web\nnot-an-ip emojivoto/web\n", fp);
+    fclose(fp);
+    CHECK_EQ_INT(mesh_labelmap_load(path, &m, err, sizeof(err)), MESH_EFORMAT);
+    CHECK(strstr(err, ":2: ") != NULL);
+    unlink(path);
+    CHECK_EQ_INT(mesh_labelmap_load(path, &m, err, sizeof(err)), MESH_EIO);
+}
+
+static void test_resource_filter(void)
+{
+    struct mesh_resource r;
+    const char *desc;
+    char a1[] = "deploy/voting", a2[] = "bogus/x", a3[] = "ns";
+    CHECK_EQ_INT(mesh_resource_parse(a1, &r, &desc), 0);
+    CHECK_EQ_INT(r.type, MESH_RT_DEPLOY);
+    CHECK_EQ_STR(r.name, "voting");
+    CHECK_EQ_INT(mesh_resource_parse(a2, &r, &desc), MESH_EINVAL);
+    CHECK_EQ_INT(mesh_resource_parse(a3, &r, &desc), 0);
+    CHECK(r.type == MESH_RT_NS && r.name == NULL);
+
+    struct mesh_evt e = sample_evt();
+    struct mesh_filter f;
+    mesh_filter_init(&f);
+    CHECK_EQ_INT(mesh_filter_match(&f, &e), 1);
+    f.to.type = MESH_RT_DEPLOY;
+    f.to.name = "voting";
+    CHECK_EQ_INT(mesh_filter_match(&f, &e), 1);
+    f.to.ns = "other";
+    CHECK_EQ_INT(mesh_filter_match(&f, &e), 0);
+    f.to.ns = NULL;
+    f.path_prefix = "/emojivoto.v1.VotingService/";
+    CHECK_EQ_INT(mesh_filter_match(&f, &e), 1);
+    CHECK_EQ_INT(mesh_filter_set_status(&f, "5xx"), 0);
+    CHECK_EQ_INT(mesh_filter_match(&f, &e), 0); /* 200 */
+    CHECK_EQ_INT(mesh_filter_set_status(&f, "2xx"), 0);
+    CHECK_EQ_INT(mesh_filter_match(&f, &e), 1);
+    CHECK_EQ_INT(mesh_filter_set_status(&f, "2x"), MESH_EINVAL);
+    f.min_latency_us = 2000;
+    CHECK_EQ_INT(mesh_filter_match(&f, &e), 0);
+}
+
+static void test_fmt(void)
+{
+    char b[32];
+    uint64_t us;
+    CHECK_EQ_STR(mesh_fmt_latency(b, sizeof(b), 850), "850µs");
+    CHECK_EQ_STR(mesh_fmt_latency(b, sizeof(b), 1500), "1.50ms");
+    CHECK_EQ_STR(mesh_fmt_latency(b, sizeof(b), 25000), "25ms");
+    CHECK_EQ_STR(mesh_fmt_latency(b, sizeof(b), 2350000), "2.35s");
+    CHECK_EQ_STR(mesh_fmt_latency(b, sizeof(b), -1), "-");
+    CHECK_EQ_STR(mesh_fmt_pct(b, sizeof(b), 0.85), "85.00%");
+    CHECK_EQ_INT(mesh_parse_duration_us("100ms", &us), 0);
+    CHECK_EQ_INT(us, 100000);
+    CHECK_EQ_INT(mesh_parse_duration_us("1m", &us), 0);
+    CHECK_EQ_INT(us, 60000000);
+    CHECK_EQ_INT(mesh_parse_duration_us("10 parsecs", &us), MESH_EINVAL);
+    CHECK_EQ_INT(mesh_str_width("a\xf0\x9f\x8d\xa9"), 3); /* the doughnut is two columns */
+}
+
+int main(void)
+{
+    setlocale(LC_ALL, "C.UTF-8");
+    RUN(test_buf_cap);
+    RUN(test_json_str);
+    RUN(test_evt_json);
+    RUN(test_classification);
+    RUN(test_evt_pb_roundtrip);
+    RUN(test_hist_error_bound);
+    RUN(test_labelmap);
+    RUN(test_resource_filter);
+    RUN(test_fmt);
+    return TEST_REPORT();
+}
