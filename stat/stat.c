@@ -86,6 +86,8 @@ void mesh_stat_add(struct mesh_stat *st, const struct mesh_evt *evt)
     if (evt->direction == (by_src ? MESH_DIR_INBOUND : MESH_DIR_OUTBOUND))
         return;
     mesh_window_add(&st->window, evt->ts_us);
+    if (evt->duration_us > 0)
+        mesh_window_add(&st->window, evt->ts_us + (uint64_t)evt->duration_us);
     if (by_src && !mesh_resource_match(&o->to, evt, 0))
         return;
     if (o->from.type != MESH_RT_NONE && !mesh_resource_match(&o->from, evt, 1))

@@ -26,12 +26,13 @@ static inline void mesh_window_add(struct mesh_window *w, uint64_t ts)
     w->any = 1;
 }
 
-/* Seconds the window covers, never less than one (a rate over a shorter span
- * would overstate it). */
+/* Seconds the window covers: a capture's events span less than a second
+ * often, and a rate over the real span is the honest one; a millisecond at
+ * least, so one lone request does not make an absurd rate. */
 static inline double mesh_window_seconds(const struct mesh_window *w)
 {
     double s = w->any ? (double)(w->last_us - w->first_us) / 1e6 : 0;
-    return s < 1 ? 1 : s;
+    return s < 0.001 ? 0.001 : s;
 }
 
 #endif
