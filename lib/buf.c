@@ -140,51 +140,54 @@ static size_t utf8_seq(const unsigned char *s, size_t len)
     return n;
 }
 
-int mesh_buf_json_str(struct mesh_buf *buf, const char *str, size_t len)
+char *mesh_json_put_str(char *at, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    int rv = mesh_buf_append(buf, "\"", 1);
-    size_t run = 0; /* start of the current run of bytes copied as they are */
-    size_t i = 0;
-    while (rv == 0 && i < len) {
+    *at++ = '"';
+    for (size_t i = 0; i < len;) {
         unsigned char c = s[i];
-        const char *esc = NULL;
-        char ubuf[7];
-        size_t seq = 1;
-        if (c == '"')
-            esc = "\\\"";
-        else if (c == '\\')
-            esc = "\\\\";
-        else if (c == '\n')
-            esc = "\\n";
-        else if (c == '\r')
-            esc = "\\r";
-        else if (c == '\t')
-            esc = "\\t";
-        else if (c < 0x20 || c == 0x7f) {
-            memcpy(ubuf, "\\u00", 4);
-            ubuf[4] = hex[c >> 4];
-            ubuf[5] = hex[c & 15];
-            ubuf[6] = '\0';
-            esc = ubuf;
-        } else if (c >= 0x80 && (seq = utf8_seq(s + i, len - i)) == 0) {
-            esc = "\xef\xbf\xbd"; /* U+FFFD for a byte that is not UTF-8 */
-            seq = 1;
-        }
-        if (esc == NULL) {
-            i += seq;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *at++ = (char)c;
+            i++;
             continue;
         }
-        rv = mesh_buf_append(buf, str + run, i - run);
-        if (rv == 0)
-            rv = mesh_buf_appends(buf, esc);
+        size_t seq = 1;
+        switch (c) {
+        case '"': *at++ = '\\'; *at++ = '"'; break;
+        case '\\': *at++ = '\\'; *at++ = '\\'; break;
+        case '\n': *at++ = '\\'; *at++ = 'n'; break;
+        case '\r': *at++ = '\\'; *at++ = 'r'; break;
+        case '\t': *at++ = '\\'; *at++ = 't'; break;
+        default:
+            if (c < 0x80) { /* other control characters and DEL */
+                memcpy(at, "\\u00", 4);
+                at[4] = hex[c >> 4];
+                at[5] = hex[c & 15];
+                at += 6;
+            } else if ((seq = utf8_seq(s + i, len - i)) != 0) {
+                memcpy(at, s + i, seq);
+                at += seq;
+            } else { /* U+FFFD for a byte that is not UTF-8 */
+                memcpy(at, "\xef\xbf\xbd", 3);
+                at += 3;
+                seq = 1;
+            }
+        }
         i += seq;
-        run = i;
     }
-    if (rv == 0)
-        rv = mesh_buf_append(buf, str + run, len - run);
-    if (rv == 0)
-        rv = mesh_buf_append(buf, "\"", 1);
-    return rv;
+    *at++ = '"';
+    return at;
+}
+
+int mesh_buf_json_str(struct mesh_buf *buf, const char *str, size_t len)
+{
+    char *at;
+    size_t start = buf->len;
+    int rv = mesh_buf_append_space(buf, MESH_JSON_STR_MAX(len), &at);
+    if (rv != 0)
+        return rv;
+    buf->len = start + (size_t)(mesh_json_put_str(at, str, len) - at);
+    buf->data[buf->len] = '\0';
+    return 0;
 }

@@ -93,89 +93,109 @@ void mesh_evt_copy_free(struct mesh_evt_copy *copy)
     copy->strings = NULL;
 }
 
-/* Appends `,"name":"value"` (or without the comma for the first member). */
-static int json_str_member(struct mesh_buf *out, int *first, const char *name, const char *val)
+/* The JSON form is written into one reservation sized for the worst case,
+ * not with a formatted print per field: replay prints one object per
+ * request, and printf was most of its time. */
+
+static char *put_key(char *p, int *first, const char *name, size_t len)
+{
+    if (!*first)
+        *p++ = ',';
+    *first = 0;
+    *p++ = '"';
+    memcpy(p, name, len);
+    p += len;
+    *p++ = '"';
+    *p++ = ':';
+    return p;
+}
+
+static char *put_str(char *p, int *first, const char *name, size_t nlen, const char *val)
 {
     if (val == NULL)
-        return 0;
-    int rv = mesh_buf_printf(out, "%s\"%s\":", *first ? "" : ",", name);
-    *first = 0;
-    return rv ? rv : mesh_buf_json_str(out, val, strlen(val));
+        return p;
+    p = put_key(p, first, name, nlen);
+    return mesh_json_put_str(p, val, strlen(val));
 }
 
-static int json_int_member(struct mesh_buf *out, int *first, const char *name, int64_t val)
+static char *put_int(char *p, int *first, const char *name, size_t nlen, int64_t val)
 {
     if (val < 0)
-        return 0;
-    int rv = mesh_buf_printf(out, "%s\"%s\":%" PRId64, *first ? "" : ",", name, val);
-    *first = 0;
-    return rv;
+        return p;
+    char digits[24], *d = digits + sizeof(digits);
+    uint64_t v = (uint64_t)val;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    p = put_key(p, first, name, nlen);
+    memcpy(p, d, (size_t)(digits + sizeof(digits) - d));
+    return p + (digits + sizeof(digits) - d);
 }
 
-static int json_labels(struct mesh_buf *out, int *first, const char *name,
-                       const struct mesh_labels *labels)
+#define STR(p, first, lit, val) put_str(p, first, lit, sizeof(lit) - 1, val)
+#define INT(p, first, lit, val) put_int(p, first, lit, sizeof(lit) - 1, val)
+
+static char *put_labels(char *p, int *first, const char *name, size_t nlen,
+                        const struct mesh_labels *labels)
 {
     if (labels->ns == NULL && labels->deploy == NULL && labels->pod == NULL)
-        return 0;
-    int rv = mesh_buf_printf(out, "%s\"%s\":{", *first ? "" : ",", name);
+        return p;
     int inner = 1;
-    *first = 0;
-    if (rv == 0)
-        rv = json_str_member(out, &inner, "namespace", labels->ns);
-    if (rv == 0)
-        rv = json_str_member(out, &inner, "deployment", labels->deploy);
-    if (rv == 0)
-        rv = json_str_member(out, &inner, "pod", labels->pod);
-    return rv ? rv : mesh_buf_append(out, "}", 1);
+    p = put_key(p, first, name, nlen);
+    *p++ = '{';
+    p = STR(p, &inner, "namespace", labels->ns);
+    p = STR(p, &inner, "deployment", labels->deploy);
+    p = STR(p, &inner, "pod", labels->pod);
+    *p++ = '}';
+    return p;
+}
+
+static size_t str_bound(const char *s)
+{
+    return s ? MESH_JSON_STR_MAX(strlen(s)) : 0;
 }
 
 int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
 {
-    int first = 1, rv = mesh_buf_append(out, "{", 1);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "ts", (int64_t)evt->ts_us);
-    if (rv == 0 && evt->id != NULL)
-        rv = json_str_member(out, &first, "id", evt->id);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "proxy_direction",
-                             evt->direction ? mesh_direction_name(evt->direction) : NULL);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "src", evt->src);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "dst", evt->dst);
-    if (rv == 0)
-        rv = json_labels(out, &first, "src_labels", &evt->src_labels);
-    if (rv == 0)
-        rv = json_labels(out, &first, "dst_labels", &evt->dst_labels);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "proto",
-                             evt->proto ? mesh_proto_name(evt->proto) : NULL);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "method", evt->method);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "scheme", evt->scheme);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "authority", evt->authority);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "path", evt->path);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "status", evt->status);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "grpc_status", evt->grpc_status);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "reset", evt->reset);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "error", evt->error);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "latency_us", evt->latency_us);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "duration_us", evt->duration_us);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "req_bytes", (int64_t)evt->req_bytes);
-    if (rv == 0)
-        rv = json_int_member(out, &first, "rsp_bytes", (int64_t)evt->rsp_bytes);
-    if (rv == 0)
-        rv = json_str_member(out, &first, "classification",
-                             mesh_evt_failed(evt) ? "failure" : "success");
-    return rv ? rv : mesh_buf_append(out, "}", 1);
+    /* every name and number fits in 512 bytes; strings at their worst case */
+    size_t bound = 512 + str_bound(evt->id) + str_bound(evt->src) + str_bound(evt->dst) +
+                   str_bound(evt->src_labels.ns) + str_bound(evt->src_labels.deploy) +
+                   str_bound(evt->src_labels.pod) + str_bound(evt->dst_labels.ns) +
+                   str_bound(evt->dst_labels.deploy) + str_bound(evt->dst_labels.pod) +
+                   str_bound(evt->method) + str_bound(evt->scheme) + str_bound(evt->authority) +
+                   str_bound(evt->path) + str_bound(evt->error);
+    size_t start = out->len;
+    char *p;
+    int rv = mesh_buf_append_space(out, bound, &p), first = 1;
+    if (rv != 0)
+        return rv;
+    char *begin = p;
+    *p++ = '{';
+    p = INT(p, &first, "ts", (int64_t)evt->ts_us);
+    p = STR(p, &first, "id", evt->id);
+    p = STR(p, &first, "proxy_direction",
+            evt->direction ? mesh_direction_name(evt->direction) : NULL);
+    p = STR(p, &first, "src", evt->src);
+    p = STR(p, &first, "dst", evt->dst);
+    p = put_labels(p, &first, "src_labels", 10, &evt->src_labels);
+    p = put_labels(p, &first, "dst_labels", 10, &evt->dst_labels);
+    p = STR(p, &first, "proto", evt->proto ? mesh_proto_name(evt->proto) : NULL);
+    p = STR(p, &first, "method", evt->method);
+    p = STR(p, &first, "scheme", evt->scheme);
+    p = STR(p, &first, "authority", evt->authority);
+    p = STR(p, &first, "path", evt->path);
+    p = INT(p, &first, "status", evt->status);
+    p = INT(p, &first, "grpc_status", evt->grpc_status);
+    p = INT(p, &first, "reset", evt->reset);
+    p = STR(p, &first, "error", evt->error);
+    p = INT(p, &first, "latency_us", evt->latency_us);
+    p = INT(p, &first, "duration_us", evt->duration_us);
+    p = INT(p, &first, "req_bytes", (int64_t)evt->req_bytes);
+    p = INT(p, &first, "rsp_bytes", (int64_t)evt->rsp_bytes);
+    p = STR(p, &first, "classification", mesh_evt_failed(evt) ? "failure" : "success");
+    *p++ = '}';
+    out->len = start + (size_t)(p - begin);
+    out->data[out->len] = '\0';
+    return 0;
 }

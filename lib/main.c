@@ -360,6 +360,9 @@ static int run_top(struct cli *c)
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
+    /* output goes to pipes and files in bulk: large writes, not a line at a time */
+    static char outbuf[1 << 16];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     if (argc < 2) {
         fputs(usage_main, stderr);
         return MESH_EXIT_USAGE;

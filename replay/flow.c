@@ -58,6 +58,7 @@ struct flow {
     void *dec;
     struct flow_side side[2];
     char addr[2][INET6_ADDRSTRLEN + 8];
+    char id_prefix[24];             /* "CONN:" */
     const struct mesh_labels *labels[2];
     struct mesh_flows *ft;
 };
@@ -142,8 +143,16 @@ static void on_event(void *ctx, struct mesh_evt *evt, uint32_t stream)
     struct flow *f = ctx;
     struct mesh_flows *ft = f->ft;
     int cl = f->client < 0 ? 0 : f->client;
-    char id[48];
-    snprintf(id, sizeof(id), "%llu:%u", (unsigned long long)f->conn, stream);
+    /* "CONN:STREAM" without printf: this runs once per request */
+    char id[48], digits[12], *d = digits + sizeof(digits);
+    size_t plen = strlen(f->id_prefix);
+    do {
+        *--d = (char)('0' + stream % 10);
+        stream /= 10;
+    } while (stream != 0);
+    memcpy(id, f->id_prefix, plen);
+    memcpy(id + plen, d, (size_t)(digits + sizeof(digits) - d));
+    id[plen + (size_t)(digits + sizeof(digits) - d)] = '\0';
     evt->id = id;
     evt->direction = MESH_DIR_REPLAY;
     evt->src = f->addr[cl];
@@ -351,6 +360,7 @@ static struct flow *flow_new(struct mesh_flows *ft, const struct mesh_tcp_seg *s
     f->port[1] = seg->dport;
     f->client = -1;
     f->conn = ft->next_conn++;
+    snprintf(f->id_prefix, sizeof(f->id_prefix), "%llu:", (unsigned long long)f->conn);
     for (int i = 0; i < 2; i++) {
         char ip[INET6_ADDRSTRLEN];
         inet_ntop(f->family, f->ip[i], ip, sizeof(ip));

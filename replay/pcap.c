@@ -8,6 +8,7 @@
 #include "replay.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,12 +276,16 @@ int mesh_replay_file(struct mesh_replay *rp, const char *path, const char **err_
 {
     if (strcmp(path, "-") == 0)
         return mesh_replay_stream(rp, stdin, err_desc);
-    char errbuf[PCAP_ERRBUF_SIZE];
-    pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO,
-                                                          errbuf);
-    if (pc == NULL)
-        return open_error(rp, path, errbuf, err_desc);
-    return replay_pcap(rp, pc, err_desc);
+    /* our own stream, for a read buffer larger than stdio's 4 KiB: a capture
+     * is read front to back once, and fewer read(2) calls are measurably faster */
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) {
+        snprintf(rp->err, sizeof(rp->err), "%s", strerror(errno));
+        *err_desc = rp->err;
+        return MESH_EIO;
+    }
+    setvbuf(fp, NULL, _IOFBF, 1u << 20);
+    return mesh_replay_stream(rp, fp, err_desc);
 }
 
 int mesh_replay_stream(struct mesh_replay *rp, FILE *fp, const char **err_desc)

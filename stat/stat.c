@@ -49,7 +49,18 @@ static void count(struct mesh_stat *st, const struct mesh_evt *evt, enum mesh_rt
     char key[512];
     if (ns == NULL)
         ns = "";
-    snprintf(key, sizeof(key), "%d\x1f%s\x1f%s", (int)type, ns, name);
+    /* "TYPE\x1fNS\x1fNAME", built without printf: this runs once per request */
+    size_t nslen = strlen(ns), namelen = strlen(name);
+    if (nslen > 120)
+        nslen = 120;
+    if (namelen > sizeof(key) - nslen - 4)
+        namelen = sizeof(key) - nslen - 4;
+    key[0] = (char)('0' + type);
+    key[1] = '\x1f';
+    memcpy(key + 2, ns, nslen);
+    key[2 + nslen] = '\x1f';
+    memcpy(key + 3 + nslen, name, namelen);
+    key[3 + nslen + namelen] = '\0';
     int created;
     struct row *r = mesh_strmap_get(&st->rows, key, &created);
     if (r == NULL)
@@ -74,7 +85,10 @@ static void count(struct mesh_stat *st, const struct mesh_evt *evt, enum mesh_rt
     if (evt->id != NULL) {
         char conn[64];
         size_t n = strcspn(evt->id, ":");
-        snprintf(conn, sizeof(conn), "%.*s", (int)(n < 63 ? n : 63), evt->id);
+        if (n > sizeof(conn) - 1)
+            n = sizeof(conn) - 1;
+        memcpy(conn, evt->id, n);
+        conn[n] = '\0';
         mesh_strmap_get(&r->conns, conn, NULL);
     }
 }

@@ -30,7 +30,12 @@ int mesh_buf_printf(struct mesh_buf *buf, const char *fmt, ...)
 int mesh_buf_append_space(struct mesh_buf *buf, size_t len, char **at);
 /* Drops the first |n| bytes. */
 void mesh_buf_consume(struct mesh_buf *buf, size_t n);
-/* Appends |str| (|len| bytes) as a JSON string literal with quotes. */
+/* Appends |str| (|len| bytes) as a JSON string literal with quotes; bytes
+ * that are not UTF-8 become U+FFFD, control characters are escaped. */
 int mesh_buf_json_str(struct mesh_buf *buf, const char *str, size_t len);
+/* The same into memory the caller reserved: at most MESH_JSON_STR_MAX(len)
+ * bytes are written; returns the end of what was written. */
+#define MESH_JSON_STR_MAX(len) ((len) * 6 + 2)
+char *mesh_json_put_str(char *at, const char *str, size_t len);
 
 #endif
