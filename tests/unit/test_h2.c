@@ -697,7 +697,7 @@ static void table_round(struct link *l, int first, int count, uint64_t ts, int32
     char path[32];
     for (int i = first; i < first + count; i++) {
         memset(value[i], 'a' + i % 26, 300);
-        snprintf(value[i], 12, "v%03d-", i);
+        snprintf(value[i], 12, "v%03u-", (unsigned)i % 1000u);
         value[i][strlen(value[i])] = 'x';
         snprintf(path, sizeof(path), "/t/%d", i);
         sid[i] = request(l, "GET", path, 0);
