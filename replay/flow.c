@@ -10,8 +10,17 @@
 #include "mesh/err.h"
 #include "mesh/labels.h"
 
-/* How much of each direction is kept while the protocol is not known yet. */
+/* How much of each direction is kept while the protocol is not known yet,
+ * and in how many pieces: each piece keeps its time and its place in capture
+ * order, so the decoder later sees them as they came. */
 #define SNIFF_MAX 16384u
+#define SNIFF_CHUNKS 64u
+
+struct sniff_chunk {
+    uint64_t ts_us;
+    uint32_t len;
+    uint8_t side;
+};
 
 enum flow_state { FLOW_UNDECIDED, FLOW_DECODING, FLOW_OPAQUE };
 
@@ -33,7 +42,6 @@ struct flow_side {
     int idx;                        /* 0: sent by endpoint a; 1: by endpoint b */
     struct mesh_reasm reasm;
     struct mesh_buf sniff;          /* bytes held until the protocol is known */
-    uint64_t sniff_ts;
     uint32_t fin_seq;               /* sequence after the FIN, when fin_seen */
     struct ackwait *waiting;        /* in arrival order */
     size_t waiting_bytes;
@@ -57,6 +65,8 @@ struct flow {
     const struct mesh_dec_ops *ops;
     void *dec;
     struct flow_side side[2];
+    struct sniff_chunk *chunks;     /* pieces of side[].sniff in capture order */
+    unsigned nchunks;
     char addr[2][INET6_ADDRSTRLEN + 8];
     char id_prefix[24];             /* "CONN:" */
     const struct mesh_labels *labels[2];
@@ -183,8 +193,17 @@ static void feed(struct flow_side *s, const uint8_t *data, size_t len, uint64_t 
     }
 }
 
-/* Starts decoding with |ops|: replays what was held while sniffing, the
- * client's bytes first (they were sent first). */
+static void free_sniff(struct flow *f)
+{
+    for (int i = 0; i < 2; i++)
+        mesh_buf_free(&f->side[i].sniff);
+    free(f->chunks);
+    f->chunks = NULL;
+    f->nchunks = 0;
+}
+
+/* Starts decoding with |ops|: replays what was held while sniffing, piece by
+ * piece in capture order, each with its own time. */
 static void start_decoder(struct flow *f, const struct mesh_dec_ops *ops, int client,
                           int midstream)
 {
@@ -205,24 +224,26 @@ static void start_decoder(struct flow *f, const struct mesh_dec_ops *ops, int cl
         ft->stats->flows_h1++;
     if (midstream)
         ft->stats->flows_midstream++;
-    int order[2] = {client, !client};
-    for (int i = 0; i < 2; i++) {
-        struct flow_side *s = &f->side[order[i]];
-        feed(s, (const uint8_t *)s->sniff.data, s->sniff.len, s->sniff_ts);
-        mesh_buf_free(&s->sniff);
-        if (s->fin_done)
-            ops->fin(f->dec, dec_dir(f, s->idx), f->last_ts, 0);
+    size_t off[2] = {0, 0};
+    for (unsigned i = 0; i < f->nchunks; i++) {
+        const struct sniff_chunk *c = &f->chunks[i];
+        struct flow_side *s = &f->side[c->side];
+        feed(s, (const uint8_t *)s->sniff.data + off[c->side], c->len, c->ts_us);
+        off[c->side] += c->len;
     }
+    free_sniff(f);
+    for (int i = 0; i < 2; i++)
+        if (f->side[i].fin_done)
+            ops->fin(f->dec, dec_dir(f, i), f->last_ts, 0);
 }
 
 static void make_opaque(struct flow *f)
 {
     f->state = FLOW_OPAQUE;
     f->ft->stats->flows_opaque++;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++)
         f->ft->stats->opaque_bytes += f->side[i].sniff.len;
-        mesh_buf_free(&f->side[i].sniff);
-    }
+    free_sniff(f);
 }
 
 /* Looks for an HTTP/1 message start after a line end in |buf| (a capture that
@@ -310,12 +331,17 @@ static void on_bytes(void *ctx, const uint8_t *data, size_t len, uint64_t ts_us)
         f->ft->stats->opaque_bytes += len;
         break;
     case FLOW_UNDECIDED:
-        if (s->sniff.len == 0)
-            s->sniff_ts = ts_us;
-        if (mesh_buf_append(&s->sniff, data, len) != 0) {
-            size_t room = s->sniff.cap - s->sniff.len;
-            mesh_buf_append(&s->sniff, data, room);
+        if (f->chunks == NULL && (f->chunks = malloc(SNIFF_CHUNKS * sizeof(*f->chunks))) == NULL) {
+            make_opaque(f);
+            break;
         }
+        if (f->nchunks == SNIFF_CHUNKS || mesh_buf_append(&s->sniff, data, len) != 0) {
+            /* this long without a recognisable start: not HTTP we can read */
+            make_opaque(f);
+            f->ft->stats->opaque_bytes += len;
+            break;
+        }
+        f->chunks[f->nchunks++] = (struct sniff_chunk){ts_us, (uint32_t)len, (uint8_t)s->idx};
         try_decide(f);
         break;
     }
@@ -392,10 +418,9 @@ static void flow_close(struct mesh_flows *ft, struct flow *f)
         make_opaque(f);
     if (f->state == FLOW_DECODING)
         f->ops->close(f->dec, f->last_ts);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++)
         mesh_reasm_free(&f->side[i].reasm);
-        mesh_buf_free(&f->side[i].sniff);
-    }
+    free_sniff(f);
     struct flow **pp = &ft->buckets[f->hash & (ft->nbuckets - 1)];
     while (*pp != f)
         pp = &(*pp)->hnext;
