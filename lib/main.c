@@ -40,7 +40,8 @@ static const char usage_replay[] =
     "\n"
     "Reads pcap or pcapng captures (Ethernet, 802.1Q, Linux cooked v1/v2, BSD loopback,\n"
     "raw IP; IPv4 and IPv6), reassembles TCP, finds HTTP/1.x, HTTP/2 and gRPC by content\n"
-    "and prints one event per request/response exchange. A summary goes to stderr.\n"
+    "and prints one event per request/response exchange. A summary per file goes to\n"
+    "stderr. FILE `-` reads a capture from stdin.\n"
     "\n"
     "Options:\n"
     "  -o, --output tap|json   tap lines (default) or one JSON object per line\n"
@@ -49,7 +50,8 @@ static const char usage_replay[] =
     "\n"
     "Examples:\n"
     "  mesh replay capture.pcap\n"
-    "  mesh replay capture.pcapng -o json | jq .path\n";
+    "  mesh replay capture.pcapng -o json | jq .path\n"
+    "  tcpdump -i lo -w - port 8080 | mesh replay -\n";
 
 static const char usage_stat[] =
     "Usage: mesh stat [RESOURCE…] --pcap FILE [options]\n"

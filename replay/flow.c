@@ -671,6 +671,11 @@ void mesh_flows_close_all(struct mesh_flows *ft)
     ft->stats->dropped = ft->dec_stats.dropped;
 }
 
+void mesh_flows_reset_stats(struct mesh_flows *ft)
+{
+    memset(&ft->dec_stats, 0, sizeof(ft->dec_stats));
+}
+
 void mesh_flows_free(struct mesh_flows *ft)
 {
     if (ft == NULL)

@@ -42,6 +42,8 @@ struct mesh_flows;
 struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels, mesh_replay_cb cb,
                                   void *ctx, struct mesh_replay_stats *stats);
 void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg);
+/* Zeroes the decoders' counters (between captures). */
+void mesh_flows_reset_stats(struct mesh_flows *ft);
 /* Closes every flow (end of a capture). */
 void mesh_flows_close_all(struct mesh_flows *ft);
 void mesh_flows_free(struct mesh_flows *ft);

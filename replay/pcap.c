@@ -224,6 +224,9 @@ static int linktype_supported(int dlt)
 /* Reads every packet of |pc| and closes it. */
 static int replay_pcap(struct mesh_replay *rp, pcap_t *pc, const char **err_desc)
 {
+    /* the counters describe one capture; its flows end with it */
+    memset(&rp->stats, 0, sizeof(rp->stats));
+    mesh_flows_reset_stats(rp->flows);
     int dlt = pcap_datalink(pc);
     if (!linktype_supported(dlt)) {
         const char *name = pcap_datalink_val_to_name(dlt);

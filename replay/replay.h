@@ -62,6 +62,7 @@ void mesh_replay_packet(struct mesh_replay *rp, int linktype, const uint8_t *dat
 /* Closes every open flow, emitting what is still pending. */
 void mesh_replay_finish(struct mesh_replay *rp);
 
+/* The counters of the capture read last (or being read). */
 const struct mesh_replay_stats *mesh_replay_stats(const struct mesh_replay *rp);
 
 #endif
