@@ -7,6 +7,7 @@ PKGS=(
   libpcap-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev libncurses-dev
   python3 tshark tcpdump
+  python3-grpcio python3-protobuf protobuf-compiler
 )
 missing=()
 for p in "${PKGS[@]}"; do
