@@ -4,13 +4,7 @@
 # every exchange that completed before the cut.
 # Usage: replay_badinput.sh BUILD_DIR SOURCE_DIR SHARED_DIR
 set -u
-BUILD=$1 SRC=$2 SHARED=$3
-MESH=$BUILD/mesh
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-pass=0 fail=0
-ok()  { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. "$(dirname "$0")/../tools/testlib.sh"
 
 # expect_error LABEL FILE PATTERN: exit 2, exactly one stderr line naming FILE and matching PATTERN
 expect_error() {
@@ -89,5 +83,4 @@ printf 'nonsense line\n' > "$WORK/bad.map"
 "$MESH" stat --pcap "$pcap" --labels "$WORK/bad.map" 2> "$WORK/err"; rc=$?
 if [ $rc -eq 2 ] && grep -q "bad.map:1:" "$WORK/err"; then ok "bad label map: $(cat "$WORK/err")"; else bad "bad label map: rc=$rc"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

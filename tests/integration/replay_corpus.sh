@@ -4,27 +4,20 @@
 # duplicates packets, and after conversion to pcapng.
 # Usage: replay_corpus.sh BUILD_DIR SOURCE_DIR SHARED_DIR
 set -u
-BUILD=$1 SRC=$2 SHARED=$3
-MESH=$BUILD/mesh
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-command -v editcap >/dev/null || { echo "SKIP: editcap (Debian wireshark-common) missing"; exit 77; }
-[ -d "$SHARED/corpus" ] || { echo "SKIP: $SHARED/corpus missing"; exit 77; }
+. "$(dirname "$0")/../tools/testlib.sh"
+need_editcap
+need_corpus
 
-pass=0 fail=0
 check() { # check LABEL PCAP EXPECT
     local label=$1 pcap=$2 expect=$3
     if ! "$MESH" replay -q -o json "$pcap" > "$WORK/out.json" 2> "$WORK/err"; then
-        echo "FAIL $label: mesh replay exited $?: $(cat "$WORK/err")"
-        fail=$((fail + 1)); return
+        bad "$label: mesh replay exited $?: $(cat "$WORK/err")"; return
     fi
     python3 "$SRC/tests/tools/json2expect.py" < "$WORK/out.json" > "$WORK/got"
     if out=$(python3 "$SHARED/tools/cmp.py" "$expect" "$WORK/got"); then
-        echo "ok   $label: $out"
-        pass=$((pass + 1))
+        ok "$label: $out"
     else
-        echo "FAIL $label: $out"
-        fail=$((fail + 1))
+        bad "$label: $out"
     fi
 }
 
@@ -39,5 +32,4 @@ for expect in "$SHARED"/corpus/*/*.expect; do
     editcap -F pcapng "$pcap" "$WORK/conv.pcapng"
     check "$name pcapng" "$WORK/conv.pcapng" "$expect"
 done
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

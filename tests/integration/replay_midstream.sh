@@ -4,13 +4,9 @@
 # must be in tshark's reading of the whole capture, and HTTP/1 must resync.
 # Usage: replay_midstream.sh BUILD_DIR SOURCE_DIR SHARED_DIR
 set -u
-BUILD=$1 SRC=$2 SHARED=$3
-MESH=$BUILD/mesh
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-command -v editcap >/dev/null || { echo "SKIP: editcap (Debian wireshark-common) missing"; exit 77; }
-[ -d "$SHARED/corpus" ] || { echo "SKIP: $SHARED/corpus missing"; exit 77; }
-pass=0 fail=0
+. "$(dirname "$0")/../tools/testlib.sh"
+need_editcap
+need_corpus
 for name in grpc h2c http1 mixed; do
     pcap=$SHARED/corpus/emojivoto/$name.pcap
     n=$(capinfos -c -M "$pcap" | awk '/Number of packets/ {print $NF}')
@@ -33,11 +29,10 @@ if name == "http1":  # resync: at least the exchanges wholly after the cut
 sys.exit(0 if ok else 1)
 PY
         ); then
-            echo "ok   $name from packet $k: $out"; pass=$((pass + 1))
+            ok "$name from packet $k: $out"
         else
-            echo "FAIL $name from packet $k: $out"; fail=$((fail + 1))
+            bad "$name from packet $k: $out"
         fi
     done
 done
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -4,15 +4,9 @@
 # deployment, and the VoteDoughnut failure shows at 0% success.
 # Usage: views_pcap.sh BUILD_DIR SOURCE_DIR SHARED_DIR
 set -u
-BUILD=$1 SRC=$2 SHARED=$3
-MESH=$BUILD/mesh
+. "$(dirname "$0")/../tools/testlib.sh"
 C=$SHARED/corpus/emojivoto
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-[ -f "$C/grpc.pcap" ] || { echo "SKIP: $C missing"; exit 77; }
-pass=0 fail=0
-ok()  { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+[ -f "$C/grpc.pcap" ] || skip "$C missing"
 
 # stat -o json per authority == counts from tshark's reading
 "$MESH" stat --pcap "$C/mixed.pcap" -o json > "$WORK/stat.json" || bad "stat exit $?"
@@ -85,5 +79,4 @@ if grep -q "not shown (--max-rps)" "$WORK/err"; then ok "tap --max-rps holds bac
 "$MESH" tap --pcap "$C/http1.pcap" --min-latency 1h > "$WORK/none.txt"
 if [ ! -s "$WORK/none.txt" ]; then ok "tap --min-latency 1h shows nothing"; else bad "tap --min-latency"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
