@@ -48,43 +48,47 @@ static void label_set(struct mesh_labels *l, const char *key, const char *value)
         l->pod = value;
 }
 
+void mesh_evt_to_pb(const struct mesh_evt *evt, Mesh__Tap__V1__TapEvent *m,
+                    struct mesh_evt_pb_scratch *scratch)
+{
+    m->has_ts = 1;
+    m->ts = evt->ts_us;
+    m->has_proxy_direction = evt->direction != MESH_DIR_UNSPEC;
+    m->proxy_direction = (Mesh__Tap__V1__ProxyDirection)evt->direction;
+    m->src = (char *)evt->src;
+    m->dst = (char *)evt->dst;
+    m->n_src_labels = labels_to_entries(&evt->src_labels, scratch->src, NULL, scratch->src_ptrs);
+    m->src_labels = (SrcEntry **)scratch->src_ptrs;
+    m->n_dst_labels = labels_to_entries(&evt->dst_labels, NULL, scratch->dst, scratch->dst_ptrs);
+    m->dst_labels = (DstEntry **)scratch->dst_ptrs;
+    m->proto = evt->proto ? (char *)mesh_proto_name(evt->proto) : NULL;
+    m->method = (char *)evt->method;
+    m->scheme = (char *)evt->scheme;
+    m->authority = (char *)evt->authority;
+    m->path = (char *)evt->path;
+    m->has_status = evt->status >= 0;
+    m->status = (uint32_t)evt->status;
+    m->has_grpc_status = evt->grpc_status >= 0;
+    m->grpc_status = (uint32_t)evt->grpc_status;
+    m->has_reset = evt->reset >= 0;
+    m->reset = (uint32_t)evt->reset;
+    m->error = (char *)evt->error;
+    m->has_latency_us = evt->latency_us >= 0;
+    m->latency_us = (uint64_t)evt->latency_us;
+    m->has_duration_us = evt->duration_us >= 0;
+    m->duration_us = (uint64_t)evt->duration_us;
+    m->has_req_bytes = m->has_rsp_bytes = 1;
+    m->req_bytes = evt->req_bytes;
+    m->rsp_bytes = evt->rsp_bytes;
+    m->id = (char *)evt->id;
+}
+
 int mesh_evt_pack(const struct mesh_evt *evt, struct mesh_buf *out)
 {
     Mesh__Tap__V1__TapEvent m;
-    SrcEntry src[3];
-    DstEntry dst[3];
-    void *src_ptrs[3], *dst_ptrs[3];
+    struct mesh_evt_pb_scratch scratch;
     mesh__tap__v1__tap_event__init(&m);
-    m.has_ts = 1;
-    m.ts = evt->ts_us;
-    m.has_proxy_direction = evt->direction != MESH_DIR_UNSPEC;
-    m.proxy_direction = (Mesh__Tap__V1__ProxyDirection)evt->direction;
-    m.src = (char *)evt->src;
-    m.dst = (char *)evt->dst;
-    m.n_src_labels = labels_to_entries(&evt->src_labels, src, NULL, src_ptrs);
-    m.src_labels = (SrcEntry **)src_ptrs;
-    m.n_dst_labels = labels_to_entries(&evt->dst_labels, NULL, dst, dst_ptrs);
-    m.dst_labels = (DstEntry **)dst_ptrs;
-    m.proto = evt->proto ? (char *)mesh_proto_name(evt->proto) : NULL;
-    m.method = (char *)evt->method;
-    m.scheme = (char *)evt->scheme;
-    m.authority = (char *)evt->authority;
-    m.path = (char *)evt->path;
-    m.has_status = evt->status >= 0;
-    m.status = (uint32_t)evt->status;
-    m.has_grpc_status = evt->grpc_status >= 0;
-    m.grpc_status = (uint32_t)evt->grpc_status;
-    m.has_reset = evt->reset >= 0;
-    m.reset = (uint32_t)evt->reset;
-    m.error = (char *)evt->error;
-    m.has_latency_us = evt->latency_us >= 0;
-    m.latency_us = (uint64_t)evt->latency_us;
-    m.has_duration_us = evt->duration_us >= 0;
-    m.duration_us = (uint64_t)evt->duration_us;
-    m.has_req_bytes = m.has_rsp_bytes = 1;
-    m.req_bytes = evt->req_bytes;
-    m.rsp_bytes = evt->rsp_bytes;
-    m.id = (char *)evt->id;
+    mesh_evt_to_pb(evt, &m, &scratch);
     char *at;
     int rv = mesh_buf_append_space(out, mesh__tap__v1__tap_event__get_packed_size(&m), &at);
     if (rv == 0)
@@ -99,6 +103,13 @@ int mesh_evt_unpack(const uint8_t *data, size_t len, struct mesh_evt_pb *pb, str
     mesh_evt_init(evt);
     if (m == NULL)
         return MESH_EPROTO;
+    mesh_evt_from_pb(m, evt);
+    return 0;
+}
+
+void mesh_evt_from_pb(const Mesh__Tap__V1__TapEvent *m, struct mesh_evt *evt)
+{
+    mesh_evt_init(evt);
     evt->ts_us = m->ts;
     evt->direction = m->has_proxy_direction && m->proxy_direction <= MESH__TAP__V1__PROXY_DIRECTION__REPLAY
                          ? (enum mesh_direction)m->proxy_direction
@@ -123,7 +134,6 @@ int mesh_evt_unpack(const uint8_t *data, size_t len, struct mesh_evt_pb *pb, str
     evt->req_bytes = m->req_bytes;
     evt->rsp_bytes = m->rsp_bytes;
     evt->id = m->id;
-    return 0;
 }
 
 void mesh_evt_pb_free(struct mesh_evt_pb *pb)

@@ -14,8 +14,9 @@
 
 #include "mesh/evt.h"
 
+#include "mesh/tap/v1/tap.pb-c.h"
+
 struct mesh_buf;
-struct Mesh__Tap__V1__TapEvent;
 
 /* Appends the serialised |evt| to |out|. Returns 0, MESH_ETOOBIG or MESH_ENOMEM. */
 int mesh_evt_pack(const struct mesh_evt *evt, struct mesh_buf *out);
@@ -23,6 +24,17 @@ int mesh_evt_pack(const struct mesh_evt *evt, struct mesh_buf *out);
 struct mesh_evt_pb {
     struct Mesh__Tap__V1__TapEvent *msg;
 };
+/* Fills |evt| from an unpacked message; |evt|'s strings point into |msg|. */
+void mesh_evt_from_pb(const struct Mesh__Tap__V1__TapEvent *msg, struct mesh_evt *evt);
+/* Fills |msg| (initialised by the caller) from |evt|, pointing at |evt|'s
+ * strings; |scratch| holds the label entries and must outlive |msg|. */
+struct mesh_evt_pb_scratch {
+    Mesh__Tap__V1__TapEvent__SrcLabelsEntry src[3];
+    Mesh__Tap__V1__TapEvent__DstLabelsEntry dst[3];
+    void *src_ptrs[3], *dst_ptrs[3];
+};
+void mesh_evt_to_pb(const struct mesh_evt *evt, struct Mesh__Tap__V1__TapEvent *msg,
+                    struct mesh_evt_pb_scratch *scratch);
 /* Parses |len| bytes into |evt|. Returns 0 or MESH_EPROTO (not a TapEvent). */
 int mesh_evt_unpack(const uint8_t *data, size_t len, struct mesh_evt_pb *pb, struct mesh_evt *evt);
 void mesh_evt_pb_free(struct mesh_evt_pb *pb);
