@@ -16,6 +16,7 @@
 #include "mesh/fmt.h"
 #include "mesh/source.h"
 #include "stat/stat.h"
+#include "store/collector.h"
 #include "tap/tap.h"
 #include "top/top.h"
 
@@ -31,6 +32,7 @@ static const char usage_main[] =
     "  stat [RES…]      success rate, RPS and latency per resource\n"
     "  top [RES]        requests grouped by source, destination, method and path\n"
     "  tap [RES]        every request, as it happened\n"
+    "  collector        receive tap events over gRPC and keep them in SQLite\n"
     "  version          print the version\n"
     "\n"
     "Run `mesh COMMAND --help` for a command's options and examples.\n";
@@ -378,6 +380,8 @@ int main(int argc, char **argv)
         printf("mesh %s\n", MESH_VERSION);
         return MESH_EXIT_OK;
     }
+    if (strcmp(cmd, "collector") == 0)
+        return mesh_collector_main(argc - 1, argv + 1);
     static struct cli c;
     memset(&c, 0, sizeof(c));
     c.cmd = cmd;

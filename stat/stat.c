@@ -164,7 +164,8 @@ static void render_json(struct mesh_stat *st, FILE *out, double secs)
 void mesh_stat_render(struct mesh_stat *st, FILE *out)
 {
     double secs = mesh_window_seconds(&st->window);
-    qsort(st->rows.order, st->rows.n, sizeof(*st->rows.order), cmp_rows);
+    if (st->rows.n > 1) /* qsort(NULL, 0, …) is undefined */
+        qsort(st->rows.order, st->rows.n, sizeof(*st->rows.order), cmp_rows);
     if (st->opts.output == MESH_OUT_JSON) {
         render_json(st, out, secs);
         return;

@@ -6,7 +6,7 @@ foreach(src ${MESH_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
-  target_link_libraries(${name} PRIVATE mesh_views mesh_replay mesh_lib)
+  target_link_libraries(${name} PRIVATE mesh_store mesh_views mesh_replay mesh_lib)
   add_test(NAME unit.${name} COMMAND ${name})
   set_tests_properties(unit.${name} PROPERTIES LABELS unit TIMEOUT 120)
 endforeach()
@@ -46,3 +46,7 @@ foreach(script ${MESH_SCRIPT_TESTS})
   set_tests_properties(${label}.${name} PROPERTIES LABELS ${label} TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 endforeach()
+
+# tools the integration tests drive
+add_executable(grpc_echo ${CMAKE_SOURCE_DIR}/tests/tools/grpc_echo.c)
+target_link_libraries(grpc_echo PRIVATE mesh_lib)

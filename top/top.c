@@ -152,7 +152,8 @@ static void render_json(struct mesh_top *top, FILE *out)
 void mesh_top_render(struct mesh_top *top, FILE *out)
 {
     sort_key = top->opts.sort;
-    qsort(top->rows.order, top->rows.n, sizeof(*top->rows.order), cmp_rows);
+    if (top->rows.n > 1) /* qsort(NULL, 0, …) is undefined */
+        qsort(top->rows.order, top->rows.n, sizeof(*top->rows.order), cmp_rows);
     if (top->opts.output == MESH_OUT_JSON) {
         render_json(top, out);
         return;

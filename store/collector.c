@@ -1,0 +1,680 @@
+#include "collector.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "mesh/buf.h"
+#include "mesh/err.h"
+#include "mesh/evt_pb.h"
+#include "mesh/filter.h"
+#include "mesh/fmt.h"
+#include "mesh/grpc.h"
+#include "mesh/loop.h"
+#include "mesh/tap/v1/tap.pb-c.h"
+#include "store.h"
+
+#define MAX_PENDING_EVENTS 200000u   /* received, not yet committed: then stop reading */
+#define WATCH_MAX 256u               /* subscribers */
+#define RETAIN_BUDGET 5000u          /* rows deleted per retention step */
+
+struct report_call;
+
+/* A received batch waiting for the next commit. */
+struct pending {
+    struct pending *next;
+    struct report_call *rc;         /* NULL once the call is gone: store, no ack */
+    Mesh__Tap__V1__ReportRequest *msg;
+    struct mesh_evt *evts;
+    size_t stored;                  /* after the commit: events stored */
+    int duplicate;                  /* after the commit: stored before */
+};
+
+struct report_call {
+    struct mesh_grpc_call *call;
+    struct collector *col;
+    unsigned pending;               /* batches of this call in the pending list */
+    int half_closed;
+};
+
+struct watcher {
+    struct mesh_grpc_call *call;
+    struct collector *col;
+    Mesh__Tap__V1__WatchRequest *req; /* owns the filter's strings */
+    struct mesh_filter filter;
+    double max_rps, tokens;
+    uint64_t last_refill_us;
+    uint64_t missed;
+};
+
+struct collector {
+    struct mesh_loop *loop;
+    struct mesh_store *store;
+    struct mesh_grpc_server *server;
+    struct pending *head, **tail;
+    size_t pending_events;
+    int paused;                     /* report calls stopped reading */
+    struct report_call *calls[1024];/* open Report calls, to pause and resume */
+    size_t ncalls;
+    struct watcher *watchers[WATCH_MAX];
+    size_t nwatchers;
+    uint64_t retention_us, max_db_bytes;
+    int64_t retry_timer;
+    int store_failing;
+    struct mesh_buf out;            /* packing buffer */
+};
+
+static uint64_t wall_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* --- conversions from the wire ------------------------------------------------------------ */
+
+static int resource_from_pb(const Mesh__Tap__V1__Resource *r, struct mesh_resource *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (r == NULL)
+        return 0;
+    if (r->type == NULL || (res->type = mesh_rtype_parse(r->type)) == MESH_RT_NONE)
+        return MESH_EINVAL;
+    res->name = r->name && r->name[0] ? r->name : NULL;
+    res->ns = r->namespace_ && r->namespace_[0] ? r->namespace_ : NULL;
+    return 0;
+}
+
+static int filter_from_pb(const Mesh__Tap__V1__Filter *f, struct mesh_filter *out)
+{
+    mesh_filter_init(out);
+    if (f == NULL)
+        return 0;
+    if (resource_from_pb(f->resource, &out->res) || resource_from_pb(f->to, &out->to) ||
+        resource_from_pb(f->from, &out->from))
+        return MESH_EINVAL;
+    out->method = f->method && f->method[0] ? f->method : NULL;
+    out->path_prefix = f->path_prefix && f->path_prefix[0] ? f->path_prefix : NULL;
+    out->authority = f->authority && f->authority[0] ? f->authority : NULL;
+    if (f->has_status_class && f->status_class > 5)
+        return MESH_EINVAL;
+    out->status_class = f->has_status_class ? (int)f->status_class : 0;
+    out->status = f->has_status ? (int)f->status : 0;
+    out->min_latency_us = f->has_min_latency_us ? f->min_latency_us : 0;
+    return 0;
+}
+
+static void window_from_pb(const Mesh__Tap__V1__TimeWindow *w, struct mesh_store_window *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (w == NULL)
+        return;
+    out->last_us = w->has_last_us ? w->last_us : 0;
+    out->since_us = w->has_since_us ? w->since_us : 0;
+    out->until_us = w->has_until_us ? w->until_us : 0;
+}
+
+/* Packs |msg| and sends it on |call|. */
+static int send_msg(struct collector *col, struct mesh_grpc_call *call, const ProtobufCMessage *msg)
+{
+    char *at;
+    mesh_buf_reset(&col->out);
+    int rv = mesh_buf_append_space(&col->out, protobuf_c_message_get_packed_size(msg), &at);
+    if (rv == 0) {
+        protobuf_c_message_pack(msg, (uint8_t *)at);
+        rv = mesh_grpc_call_send(call, col->out.data, col->out.len);
+    }
+    return rv;
+}
+
+/* --- Watch ------------------------------------------------------------------------------------ */
+
+static void watch_remove(struct collector *col, struct watcher *w)
+{
+    for (size_t i = 0; i < col->nwatchers; i++) {
+        if (col->watchers[i] == w) {
+            col->watchers[i] = col->watchers[--col->nwatchers];
+            break;
+        }
+    }
+    if (w->req)
+        mesh__tap__v1__watch_request__free_unpacked(w->req, NULL);
+    free(w);
+}
+
+/* Offers one committed event to every subscriber it matches. */
+static void watch_publish(struct collector *col, const struct mesh_evt *evt,
+                          const Mesh__Tap__V1__TapEvent *pb, uint64_t now)
+{
+    for (size_t i = 0; i < col->nwatchers; i++) {
+        struct watcher *w = col->watchers[i];
+        if (!mesh_filter_match(&w->filter, evt))
+            continue;
+        if (w->max_rps > 0) {
+            w->tokens += (double)(now - w->last_refill_us) / 1e6 * w->max_rps;
+            if (w->tokens > w->max_rps)
+                w->tokens = w->max_rps;
+            w->last_refill_us = now;
+            if (w->tokens < 1) {
+                w->missed++;
+                continue;
+            }
+            w->tokens -= 1;
+        }
+        Mesh__Tap__V1__WatchEvent we = MESH__TAP__V1__WATCH_EVENT__INIT;
+        we.event = (Mesh__Tap__V1__TapEvent *)pb;
+        we.has_missed = w->missed > 0;
+        we.missed = w->missed;
+        if (send_msg(col, w->call, &we.base) == 0)
+            w->missed = 0;
+        else
+            w->missed++; /* its queue is full: it is slow, ingest is not */
+    }
+}
+
+static void watch_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
+{
+    struct collector *col = ctx;
+    Mesh__Tap__V1__WatchRequest *req = mesh__tap__v1__watch_request__unpack(NULL, len, msg);
+    struct watcher *w = NULL;
+    if (req == NULL) {
+        mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT, "not a WatchRequest");
+        return;
+    }
+    if (col->nwatchers == WATCH_MAX || (w = calloc(1, sizeof(*w))) == NULL) {
+        mesh__tap__v1__watch_request__free_unpacked(req, NULL);
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "too many watchers");
+        return;
+    }
+    w->call = call;
+    w->col = col;
+    w->req = req;
+    if (filter_from_pb(req->filter, &w->filter) != 0 || (req->has_max_rps && req->max_rps < 0)) {
+        watch_remove(col, w);
+        mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT, "bad filter");
+        return;
+    }
+    w->max_rps = req->has_max_rps ? req->max_rps : 0;
+    w->tokens = w->max_rps;
+    w->last_refill_us = mesh_loop_now_us();
+    col->watchers[col->nwatchers++] = w;
+    mesh_grpc_call_set_ctx(call, w);
+}
+
+static void watch_on_cancel(struct mesh_grpc_call *call, void *ctx)
+{
+    struct watcher *w = ctx;
+    /* before on_message the context is the collector itself */
+    for (size_t i = 0; i < w->col->nwatchers && w != (void *)w->col; i++)
+        if (w->col->watchers[i] == w) {
+            watch_remove(w->col, w);
+            return;
+        }
+}
+
+/* --- Report ----------------------------------------------------------------------------------- */
+
+static void set_paused(struct collector *col, int paused)
+{
+    if (col->paused == paused)
+        return;
+    col->paused = paused;
+    for (size_t i = 0; i < col->ncalls; i++)
+        mesh_grpc_call_pause_recv(col->calls[i]->call, paused);
+}
+
+static void report_on_start(struct mesh_grpc_call *call, void *ctx)
+{
+    struct collector *col = ctx;
+    struct report_call *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL || col->ncalls == sizeof(col->calls) / sizeof(col->calls[0])) {
+        free(rc);
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "too many senders");
+        return;
+    }
+    rc->call = call;
+    rc->col = col;
+    col->calls[col->ncalls++] = rc;
+    mesh_grpc_call_set_ctx(call, rc);
+    if (col->paused)
+        mesh_grpc_call_pause_recv(call, 1);
+}
+
+static void report_forget(struct report_call *rc)
+{
+    struct collector *col = rc->col;
+    for (size_t i = 0; i < col->ncalls; i++)
+        if (col->calls[i] == rc) {
+            col->calls[i] = col->calls[--col->ncalls];
+            break;
+        }
+    rc->call = NULL;
+    if (rc->pending == 0)
+        free(rc);
+}
+
+static void report_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len,
+                              void *ctx)
+{
+    struct report_call *rc = ctx;
+    struct collector *col = rc->col;
+    Mesh__Tap__V1__ReportRequest *req = mesh__tap__v1__report_request__unpack(NULL, len, msg);
+    if (req == NULL || req->sender_id == NULL || req->sender_id[0] == '\0' || !req->has_seq) {
+        if (req)
+            mesh__tap__v1__report_request__free_unpacked(req, NULL);
+        mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT,
+                              "not a ReportRequest with sender_id and seq");
+        report_forget(rc);
+        return;
+    }
+    struct pending *p = calloc(1, sizeof(*p));
+    struct mesh_evt *evts = calloc(req->n_events ? req->n_events : 1, sizeof(*evts));
+    if (p == NULL || evts == NULL) {
+        free(p);
+        free(evts);
+        mesh__tap__v1__report_request__free_unpacked(req, NULL);
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        report_forget(rc);
+        return;
+    }
+    for (size_t i = 0; i < req->n_events; i++)
+        mesh_evt_from_pb(req->events[i], &evts[i]);
+    p->rc = rc;
+    p->msg = req;
+    p->evts = evts;
+    *col->tail = p;
+    col->tail = &p->next;
+    rc->pending++;
+    col->pending_events += req->n_events;
+    if (col->pending_events > MAX_PENDING_EVENTS)
+        set_paused(col, 1); /* the store is behind: let TCP push back on senders */
+}
+
+static void report_on_half_close(struct mesh_grpc_call *call, void *ctx)
+{
+    struct report_call *rc = ctx;
+    rc->half_closed = 1;
+    if (rc->pending == 0) {
+        mesh_grpc_call_finish(call, MESH_GRPC_OK, NULL);
+        report_forget(rc);
+    }
+}
+
+static void report_on_cancel(struct mesh_grpc_call *call, void *ctx)
+{
+    struct report_call *rc = ctx;
+    if (rc != NULL && (void *)rc != (void *)rc->col)
+        report_forget(rc);
+}
+
+/* Commits every pending batch in one transaction, then acknowledges them and
+ * publishes their events to watchers. On a store error nothing is
+ * acknowledged; the batches stay pending and are tried again. */
+static void commit_pending(struct mesh_loop *loop, void *ctx)
+{
+    struct collector *col = ctx;
+    if (col->head == NULL || col->store_failing)
+        return;
+    int rv = mesh_store_begin(col->store);
+    for (struct pending *p = col->head; rv == 0 && p != NULL; p = p->next) {
+        rv = mesh_store_ingest(col->store, p->msg->sender_id, p->msg->seq, p->evts,
+                               p->msg->n_events, &p->stored, &p->duplicate);
+    }
+    if (rv == 0)
+        rv = mesh_store_commit(col->store);
+    if (rv != 0) {
+        fprintf(stderr, "mesh collector: store: %s; holding %zu events and retrying\n",
+                mesh_store_errmsg(col->store), col->pending_events);
+        if (mesh_store_in_transaction(col->store))
+            mesh_store_rollback(col->store);
+        col->store_failing = 1;
+        set_paused(col, 1);
+        return;
+    }
+    uint64_t now = mesh_loop_now_us();
+    while (col->head != NULL) {
+        struct pending *p = col->head;
+        col->head = p->next;
+        struct report_call *rc = p->rc;
+        if (rc != NULL && rc->call != NULL) {
+            Mesh__Tap__V1__ReportAck ack = MESH__TAP__V1__REPORT_ACK__INIT;
+            ack.sender_id = p->msg->sender_id;
+            ack.has_seq = ack.has_stored = ack.has_duplicate = 1;
+            ack.seq = p->msg->seq;
+            ack.stored = (uint32_t)p->stored;
+            ack.duplicate = p->duplicate;
+            send_msg(col, rc->call, &ack.base);
+        }
+        /* watchers see each event once: not again when a batch is resent */
+        for (size_t i = 0; !p->duplicate && i < p->msg->n_events && col->nwatchers > 0; i++)
+            watch_publish(col, &p->evts[i], p->msg->events[i], now);
+        if (rc != NULL && --rc->pending == 0) {
+            if (rc->call == NULL)
+                free(rc);
+            else if (rc->half_closed) {
+                mesh_grpc_call_finish(rc->call, MESH_GRPC_OK, NULL);
+                report_forget(rc);
+            }
+        }
+        mesh__tap__v1__report_request__free_unpacked(p->msg, NULL);
+        free(p->evts);
+        free(p);
+    }
+    col->tail = &col->head;
+    col->pending_events = 0;
+    set_paused(col, 0);
+    (void)loop;
+}
+
+static int retry_store(struct mesh_loop *loop, int64_t id, void *ctx)
+{
+    struct collector *col = ctx;
+    if (col->store_failing) {
+        col->store_failing = 0;
+        commit_pending(loop, col);
+    }
+    return 1000;
+}
+
+/* --- Stat and Top ------------------------------------------------------------------------------ */
+
+static void stat_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
+{
+    struct collector *col = ctx;
+    Mesh__Tap__V1__StatRequest *req = mesh__tap__v1__stat_request__unpack(NULL, len, msg);
+    struct mesh_resource res[64];
+    struct mesh_store_stat_req sreq;
+    memset(&sreq, 0, sizeof(sreq));
+    int bad = req == NULL || req->n_resources > 64;
+    for (size_t i = 0; !bad && i < req->n_resources; i++)
+        bad = resource_from_pb(req->resources[i], &res[i]) != 0;
+    if (!bad)
+        bad = resource_from_pb(req->from, &sreq.from) != 0 || resource_from_pb(req->to, &sreq.to) != 0;
+    if (bad) {
+        if (req)
+            mesh__tap__v1__stat_request__free_unpacked(req, NULL);
+        mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT, "not a valid StatRequest");
+        return;
+    }
+    sreq.resources = res;
+    sreq.nresources = req->n_resources;
+    window_from_pb(req->window, &sreq.window);
+    commit_pending(col->loop, col); /* a query sees every batch received before it */
+    struct mesh_store_stat_result r;
+    if (mesh_store_stat(col->store, &sreq, wall_us(), &r) != 0) {
+        mesh__tap__v1__stat_request__free_unpacked(req, NULL);
+        mesh_grpc_call_finish(call, MESH_GRPC_INTERNAL, mesh_store_errmsg(col->store));
+        return;
+    }
+    Mesh__Tap__V1__StatResponse resp = MESH__TAP__V1__STAT_RESPONSE__INIT;
+    Mesh__Tap__V1__StatRow *rows = calloc(r.nrows ? r.nrows : 1, sizeof(*rows));
+    Mesh__Tap__V1__StatRow **ptrs = calloc(r.nrows ? r.nrows : 1, sizeof(*ptrs));
+    for (size_t i = 0; rows && ptrs && i < r.nrows; i++) {
+        const struct mesh_store_stat_row *s = &r.rows[i];
+        Mesh__Tap__V1__StatRow *o = &rows[i];
+        mesh__tap__v1__stat_row__init(o);
+        o->namespace_ = s->ns && s->ns[0] ? (char *)s->ns : NULL;
+        o->type = (char *)mesh_rtype_name(s->type);
+        o->name = (char *)s->name;
+        o->has_requests = o->has_failures = o->has_rps = o->has_tcp_conn = 1;
+        o->requests = s->requests;
+        o->failures = s->failures;
+        o->rps = s->rps;
+        o->tcp_conn = s->tcp_conn;
+        o->has_latency_p50_us = s->latency_p50_us >= 0;
+        o->latency_p50_us = (uint64_t)s->latency_p50_us;
+        o->has_latency_p95_us = s->latency_p95_us >= 0;
+        o->latency_p95_us = (uint64_t)s->latency_p95_us;
+        o->has_latency_p99_us = s->latency_p99_us >= 0;
+        o->latency_p99_us = (uint64_t)s->latency_p99_us;
+        o->has_read_bytes_per_sec = o->has_write_bytes_per_sec = 1;
+        o->read_bytes_per_sec = s->read_bytes_per_sec;
+        o->write_bytes_per_sec = s->write_bytes_per_sec;
+        ptrs[i] = o;
+    }
+    resp.n_rows = rows && ptrs ? r.nrows : 0;
+    resp.rows = ptrs;
+    resp.has_since_us = resp.has_until_us = 1;
+    resp.since_us = r.since_us;
+    resp.until_us = r.until_us;
+    if (rows == NULL || ptrs == NULL)
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    else if (send_msg(col, call, &resp.base) == 0)
+        mesh_grpc_call_finish(call, MESH_GRPC_OK, NULL);
+    else
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "response too large");
+    free(rows);
+    free(ptrs);
+    mesh_store_stat_result_free(&r);
+    mesh__tap__v1__stat_request__free_unpacked(req, NULL);
+}
+
+static void top_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
+{
+    struct collector *col = ctx;
+    Mesh__Tap__V1__TopRequest *req = mesh__tap__v1__top_request__unpack(NULL, len, msg);
+    struct mesh_store_top_req treq;
+    memset(&treq, 0, sizeof(treq));
+    if (req == NULL || filter_from_pb(req->filter, &treq.filter) != 0) {
+        if (req)
+            mesh__tap__v1__top_request__free_unpacked(req, NULL);
+        mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT, "not a valid TopRequest");
+        return;
+    }
+    window_from_pb(req->window, &treq.window);
+    treq.hide_sources = req->has_hide_sources && req->hide_sources;
+    treq.limit = req->has_limit ? req->limit : 0;
+    commit_pending(col->loop, col);
+    struct mesh_store_top_result r;
+    if (mesh_store_top(col->store, &treq, wall_us(), &r) != 0) {
+        mesh__tap__v1__top_request__free_unpacked(req, NULL);
+        mesh_grpc_call_finish(call, MESH_GRPC_INTERNAL, mesh_store_errmsg(col->store));
+        return;
+    }
+    Mesh__Tap__V1__TopResponse resp = MESH__TAP__V1__TOP_RESPONSE__INIT;
+    Mesh__Tap__V1__TopRow *rows = calloc(r.nrows ? r.nrows : 1, sizeof(*rows));
+    Mesh__Tap__V1__TopRow **ptrs = calloc(r.nrows ? r.nrows : 1, sizeof(*ptrs));
+    for (size_t i = 0; rows && ptrs && i < r.nrows; i++) {
+        const struct mesh_store_top_row *s = &r.rows[i];
+        Mesh__Tap__V1__TopRow *o = &rows[i];
+        mesh__tap__v1__top_row__init(o);
+        o->source = (char *)s->source;
+        o->destination = (char *)s->destination;
+        o->method = (char *)s->method;
+        o->path = (char *)s->path;
+        o->has_count = o->has_failures = 1;
+        o->count = s->count;
+        o->failures = s->failures;
+        o->has_best_us = s->best_us >= 0;
+        o->best_us = (uint64_t)s->best_us;
+        o->has_worst_us = s->worst_us >= 0;
+        o->worst_us = (uint64_t)s->worst_us;
+        o->has_last_us = s->last_us >= 0;
+        o->last_us = (uint64_t)s->last_us;
+        ptrs[i] = o;
+    }
+    resp.n_rows = rows && ptrs ? r.nrows : 0;
+    resp.rows = ptrs;
+    if (rows == NULL || ptrs == NULL)
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    else if (send_msg(col, call, &resp.base) == 0)
+        mesh_grpc_call_finish(call, MESH_GRPC_OK, NULL);
+    else
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "response too large");
+    free(rows);
+    free(ptrs);
+    mesh_store_top_result_free(&r);
+    mesh__tap__v1__top_request__free_unpacked(req, NULL);
+}
+
+/* --- retention, signals, main ------------------------------------------------------------ */
+
+static int retain_step(struct mesh_loop *loop, int64_t id, void *ctx)
+{
+    struct collector *col = ctx;
+    int more = 0;
+    struct mesh_store_retained done;
+    if (col->store_failing || mesh_store_in_transaction(col->store))
+        return 1000;
+    if (mesh_store_retain(col->store, col->retention_us, col->max_db_bytes, wall_us(),
+                          RETAIN_BUDGET, &more, &done) != 0)
+        fprintf(stderr, "mesh collector: retention: %s\n", mesh_store_errmsg(col->store));
+    return more ? 10 : 1000; /* small steps, so ingest never waits long */
+}
+
+static void on_signal(struct mesh_loop *loop, int signo, void *ctx)
+{
+    mesh_loop_stop(loop);
+}
+
+static const struct mesh_grpc_handler report_handler = {
+    .on_start = report_on_start,
+    .on_message = report_on_message,
+    .on_half_close = report_on_half_close,
+    .on_cancel = report_on_cancel,
+};
+static const struct mesh_grpc_handler stat_handler = {.on_message = stat_on_message};
+static const struct mesh_grpc_handler top_handler = {.on_message = top_on_message};
+static const struct mesh_grpc_handler watch_handler = {
+    .on_message = watch_on_message,
+    .on_cancel = watch_on_cancel,
+};
+
+static const char usage[] =
+    "Usage: mesh collector [--listen ADDR] [--db PATH] [--retention DURATION] [--max-db-size SIZE]\n"
+    "\n"
+    "Receives tap events over gRPC (Collector.Report), stores them in SQLite and\n"
+    "answers Query.Stat, Query.Top and Query.Watch.\n"
+    "\n"
+    "Options:\n"
+    "  --listen ADDR          where to listen (default 127.0.0.1:8088)\n"
+    "  --db PATH              the SQLite store (default mesh.db)\n"
+    "  --retention DURATION   drop events older than this (default 24h)\n"
+    "  --max-db-size SIZE     drop the oldest events past this size: 512MiB, 1GiB (default 1GiB)\n"
+    "\n"
+    "Examples:\n"
+    "  mesh collector\n"
+    "  mesh collector --listen 127.0.0.1:9000 --db /var/lib/mesh/mesh.db --retention 1h\n";
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    static const struct {
+        const char *suffix;
+        double mult;
+    } units[] = {{"", 1},         {"B", 1},         {"KiB", 1024.0},      {"MiB", 1048576.0},
+                 {"GiB", 1073741824.0}, {"KB", 1e3}, {"MB", 1e6},           {"GB", 1e9}};
+    if (end == s || v < 0)
+        return MESH_EINVAL;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(end, units[i].suffix) == 0) {
+            *out = (uint64_t)(v * units[i].mult);
+            return 0;
+        }
+    return MESH_EINVAL;
+}
+
+int mesh_collector_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},     {"db", required_argument, NULL, 'd'},
+        {"retention", required_argument, NULL, 'r'},  {"max-db-size", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+    };
+    const char *listen = "127.0.0.1:8088", *db = "mesh.db";
+    struct collector col;
+    memset(&col, 0, sizeof(col));
+    col.retention_us = 24ull * 3600 * 1000000;
+    col.max_db_bytes = 1ull << 30;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l': listen = optarg; break;
+        case 'd': db = optarg; break;
+        case 'r':
+            if (mesh_parse_duration_us(optarg, &col.retention_us) != 0 || col.retention_us == 0) {
+                fprintf(stderr, "mesh collector: --retention %s: not a duration (like 24h)\n", optarg);
+                return MESH_EXIT_USAGE;
+            }
+            break;
+        case 's':
+            if (parse_size(optarg, &col.max_db_bytes) != 0) {
+                fprintf(stderr, "mesh collector: --max-db-size %s: not a size (like 1GiB)\n", optarg);
+                return MESH_EXIT_USAGE;
+            }
+            break;
+        case 'h': fputs(usage, stdout); return MESH_EXIT_OK;
+        default:
+            fprintf(stderr, "mesh collector: %s: unknown option or missing value (see `mesh collector --help`)\n",
+                    argv[optind - 1]);
+            return MESH_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mesh collector: %s: unexpected argument\n", argv[optind]);
+        return MESH_EXIT_USAGE;
+    }
+    char err[512];
+    struct mesh_addr addr;
+    if (mesh_addr_parse(listen, &addr, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mesh collector: %s\n", err);
+        return MESH_EXIT_USAGE;
+    }
+    if (mesh_store_open(db, NULL, &col.store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mesh collector: %s\n", err);
+        return MESH_EXIT_USAGE;
+    }
+    int status = MESH_EXIT_RUNTIME;
+    col.tail = &col.head;
+    mesh_buf_init(&col.out, 64u << 20);
+    if ((col.loop = mesh_loop_new()) == NULL) {
+        fprintf(stderr, "mesh collector: cannot create the event loop\n");
+        goto out;
+    }
+    const struct mesh_grpc_method methods[] = {
+        {"/mesh.tap.v1.Collector/Report", MESH_GRPC_BIDI, &report_handler, &col},
+        {"/mesh.tap.v1.Query/Stat", MESH_GRPC_UNARY, &stat_handler, &col},
+        {"/mesh.tap.v1.Query/Top", MESH_GRPC_UNARY, &top_handler, &col},
+        {"/mesh.tap.v1.Query/Watch", MESH_GRPC_SERVER_STREAM, &watch_handler, &col},
+    };
+    col.server = mesh_grpc_server_new(col.loop, listen, methods, sizeof(methods) / sizeof(methods[0]),
+                                      NULL, err, sizeof(err));
+    if (col.server == NULL) {
+        fprintf(stderr, "mesh collector: %s\n", err);
+        status = MESH_EXIT_USAGE;
+        goto out;
+    }
+    mesh_loop_on_before_sleep(col.loop, commit_pending, &col);
+    mesh_loop_add_timer(col.loop, 1000, retain_step, &col);
+    mesh_loop_add_timer(col.loop, 1000, retry_store, &col);
+    mesh_loop_on_signal(col.loop, SIGINT, on_signal, &col);
+    mesh_loop_on_signal(col.loop, SIGTERM, on_signal, &col);
+    signal(SIGPIPE, SIG_IGN);
+    fprintf(stderr, "mesh collector: listening on %s (gRPC, h2c), store %s\n", listen, db);
+    status = mesh_loop_run(col.loop) == 0 ? MESH_EXIT_OK : MESH_EXIT_RUNTIME;
+    col.store_failing = 0;
+    commit_pending(col.loop, &col); /* what was received before the signal */
+out:
+    if (col.server)
+        mesh_grpc_server_free(col.server);
+    while (col.nwatchers > 0)
+        watch_remove(&col, col.watchers[0]);
+    while (col.head != NULL) { /* only after a failing store: not acknowledged */
+        struct pending *p = col.head;
+        col.head = p->next;
+        mesh__tap__v1__report_request__free_unpacked(p->msg, NULL);
+        free(p->evts);
+        free(p);
+    }
+    if (col.loop)
+        mesh_loop_free(col.loop);
+    mesh_store_close(col.store);
+    mesh_buf_free(&col.out);
+    return status;
+}
