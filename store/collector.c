@@ -656,7 +656,8 @@ int mesh_collector_main(int argc, char **argv)
     mesh_loop_on_signal(col.loop, SIGINT, on_signal, &col);
     mesh_loop_on_signal(col.loop, SIGTERM, on_signal, &col);
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "mesh collector: listening on %s (gRPC, h2c), store %s\n", listen, db);
+    fprintf(stderr, "mesh collector: listening on %s, port %d (gRPC, h2c), store %s\n", listen,
+            mesh_grpc_server_port(col.server), db);
     status = mesh_loop_run(col.loop) == 0 ? MESH_EXIT_OK : MESH_EXIT_RUNTIME;
     col.store_failing = 0;
     commit_pending(col.loop, &col); /* what was received before the signal */
