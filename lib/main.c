@@ -17,6 +17,7 @@
 #include "mesh/source.h"
 #include "stat/stat.h"
 #include "store/collector.h"
+#include "store/export.h"
 #include "tap/tap.h"
 #include "top/top.h"
 
@@ -38,7 +39,7 @@ static const char usage_main[] =
     "Run `mesh COMMAND --help` for a command's options and examples.\n";
 
 static const char usage_replay[] =
-    "Usage: mesh replay FILE… [-o tap|json] [--labels MAP]\n"
+    "Usage: mesh replay FILE… [-o tap|json] [--labels MAP] [--db PATH | --collector ADDR]\n"
     "\n"
     "Reads pcap or pcapng captures (Ethernet, 802.1Q, Linux cooked v1/v2, BSD loopback,\n"
     "raw IP; IPv4 and IPv6), reassembles TCP, finds HTTP/1.x, HTTP/2 and gRPC by content\n"
@@ -49,11 +50,14 @@ static const char usage_replay[] =
     "  -o, --output tap|json   tap lines (default) or one JSON object per line\n"
     "      --labels MAP        lines `IP:PORT namespace/deployment[/pod]` naming workloads\n"
     "  -q, --quiet             no summary on stderr\n"
+    "      --db PATH           store the events in a SQLite store instead of printing\n"
+    "      --collector ADDR    send them to a collector, as a proxy would\n"
     "\n"
     "Examples:\n"
     "  mesh replay capture.pcap\n"
     "  mesh replay capture.pcapng -o json | jq .path\n"
-    "  tcpdump -i lo -w - port 8080 | mesh replay -\n";
+    "  tcpdump -i lo -w - port 8080 | mesh replay -\n"
+    "  mesh replay capture.pcap --collector 127.0.0.1:8088\n";
 
 static const char usage_stat[] =
     "Usage: mesh stat [RESOURCE…] --pcap FILE [options]\n"
@@ -411,6 +415,15 @@ int main(int argc, char **argv)
             return usage_error(&c, "FILE", "no capture given");
         if (c.output != MESH_OUT_TAP && c.output != MESH_OUT_JSON && c.output != MESH_OUT_WIDE)
             return usage_error(&c, "table", "replay prints tap, wide or json");
+        /* for replay, --db and --collector say where the events go */
+        const char *db = c.src.db, *collector = c.src.collector;
+        c.src.db = c.src.collector = NULL;
+        if (db != NULL && collector != NULL)
+            return usage_error(&c, "--db", "give --db or --collector, not both");
+        if (db != NULL)
+            return mesh_export_db(&c.src, c.cmd, db);
+        if (collector != NULL)
+            return mesh_export_collector(&c.src, c.cmd, collector, 10000);
         return run_tap(&c);
     }
     if (strcmp(cmd, "stat") == 0)

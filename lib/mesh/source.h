@@ -11,7 +11,7 @@
 
 #include "mesh/evt.h"
 
-#define MESH_SOURCE_MAX_FILES 256
+#define MESH_SOURCE_MAX_FILES 4096
 
 struct mesh_source {
     const char *files[MESH_SOURCE_MAX_FILES];
