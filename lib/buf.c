@@ -29,8 +29,8 @@ void mesh_buf_reset(struct mesh_buf *buf)
         buf->data[0] = '\0';
 }
 
-/* Makes room for |extra| more bytes plus the terminating NUL. */
-static int reserve(struct mesh_buf *buf, size_t extra)
+/* reserve() when the allocation has to grow, or the cap is hit. */
+static int grow(struct mesh_buf *buf, size_t extra)
 {
     if (extra > buf->cap || buf->len > buf->cap - extra)
         return MESH_ETOOBIG;
@@ -48,6 +48,16 @@ static int reserve(struct mesh_buf *buf, size_t extra)
     buf->data = data;
     buf->alloc = alloc;
     return 0;
+}
+
+/* Makes room for |extra| more bytes plus the terminating NUL. Inline for the
+ * common case, room under the cap in what is allocated already: every event
+ * and header value goes through here. */
+static inline int reserve(struct mesh_buf *buf, size_t extra)
+{
+    if (extra <= buf->cap && buf->len <= buf->cap - extra && buf->len + extra < buf->alloc)
+        return 0;
+    return grow(buf, extra);
 }
 
 int mesh_buf_append(struct mesh_buf *buf, const void *data, size_t len)
@@ -140,12 +150,33 @@ static size_t utf8_seq(const unsigned char *s, size_t len)
     return n;
 }
 
-char *mesh_json_put_str(char *at, const char *str, size_t len)
+/* 1 when none of the 8 bytes in |x| needs escaping: each is printable ASCII
+ * (0x20..0x7e) and neither '"' nor '\\'. Bit tricks from "Bit Twiddling
+ * Hacks" (haszero, hasless, hasmore); each test is exact for "any byte". */
+static inline int json_plain8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
+    uint64_t bad = ((x - ones * 0x20) & ~x) |           /* below 0x20 */
+                   ((x + ones) | x) |                   /* 0x7f and above */
+                   ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
+    return (bad & highs) == 0;
+}
+
+/* mesh_json_put_str() after the opening quote, byte by byte where needed. */
+static char *put_escaped(char *at, const unsigned char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    *at++ = '"';
     for (size_t i = 0; i < len;) {
+        /* runs of plain ASCII between escapes, a word at a time */
+        uint64_t word;
+        while (len - i >= 8 && (memcpy(&word, s + i, 8), json_plain8(word))) {
+            memcpy(at, &word, 8);
+            at += 8;
+            i += 8;
+        }
+        if (i == len)
+            break;
         unsigned char c = s[i];
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
             *at++ = (char)c;
@@ -178,6 +209,46 @@ char *mesh_json_put_str(char *at, const char *str, size_t len)
     }
     *at++ = '"';
     return at;
+}
+
+char *mesh_json_put_str(char *at, const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    *at++ = '"';
+    /* Addresses, hosts, paths, methods are plain ASCII: the bytes of a string
+     * are checked and copied a word at a time, the last word overlapping the
+     * one before, and only a string with a byte to escape goes byte by byte.
+     * Shorter strings fill one word: their first and last 4 bytes (4 to 7
+     * bytes), or their first, middle and last byte (1 to 3) with spaces. */
+    uint64_t word;
+    if (len >= 8) {
+        size_t i = 0;
+        while (len - i > 8 && (memcpy(&word, s + i, 8), json_plain8(word))) {
+            memcpy(at + i, &word, 8);
+            i += 8;
+        }
+        if (len - i > 8 || (memcpy(&word, s + len - 8, 8), !json_plain8(word)))
+            return put_escaped(at, s, len);
+        memcpy(at + len - 8, &word, 8);
+    } else if (len >= 4) {
+        uint32_t head, tail;
+        memcpy(&head, s, 4);
+        memcpy(&tail, s + len - 4, 4);
+        if (!json_plain8((uint64_t)head << 32 | tail))
+            return put_escaped(at, s, len);
+        memcpy(at, &head, 4);
+        memcpy(at + len - 4, &tail, 4);
+    } else if (len > 0) {
+        word = 0x2020202020000000u | (uint64_t)s[0] | (uint64_t)s[len / 2] << 8 |
+               (uint64_t)s[len - 1] << 16;
+        if (!json_plain8(word))
+            return put_escaped(at, s, len);
+        at[0] = (char)s[0];
+        at[len / 2] = (char)s[len / 2];
+        at[len - 1] = (char)s[len - 1];
+    }
+    at[len] = '"';
+    return at + len + 1;
 }
 
 int mesh_buf_json_str(struct mesh_buf *buf, const char *str, size_t len)

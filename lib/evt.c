@@ -95,105 +95,146 @@ void mesh_evt_copy_free(struct mesh_evt_copy *copy)
 
 /* The JSON form is written into one reservation sized for the worst case,
  * not with a formatted print per field: replay prints one object per
- * request, and printf was most of its time. */
+ * request, and printf was most of its time. Each member is written with its
+ * leading comma; the first comma then becomes the opening brace. */
 
-static char *put_key(char *p, int *first, const char *name, size_t len)
+/* A string member and its length, measured once for the bound and the copy. */
+struct json_str {
+    const char *s;
+    size_t len;
+};
+
+static struct json_str json_str(const char *s)
 {
-    if (!*first)
-        *p++ = ',';
-    *first = 0;
+    return (struct json_str){s, s != NULL ? strlen(s) : 0};
+}
+
+static size_t str_bound(struct json_str str)
+{
+    return str.s != NULL ? MESH_JSON_STR_MAX(str.len) : 0;
+}
+
+/* ,"name": — |lit| is a literal, so its length is a constant */
+#define KEY(p, lit) (memcpy((p), ",\"" lit "\":", sizeof(",\"" lit "\":") - 1), \
+                     (p) + sizeof(",\"" lit "\":") - 1)
+
+static char *put_str(char *p, struct json_str str)
+{
+    return mesh_json_put_str(p, str.s, str.len);
+}
+
+/* Our own names (direction, protocol, classification): nothing to escape. */
+static char *put_name(char *p, const char *name)
+{
+    size_t len = strlen(name);
     *p++ = '"';
     memcpy(p, name, len);
     p += len;
     *p++ = '"';
-    *p++ = ':';
     return p;
 }
 
-static char *put_str(char *p, int *first, const char *name, size_t nlen, const char *val)
+/* Decimal digits of |v|, written from the last, two at a time from a table. */
+static char *put_u64(char *p, uint64_t v)
 {
-    if (val == NULL)
-        return p;
-    p = put_key(p, first, name, nlen);
-    return mesh_json_put_str(p, val, strlen(val));
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
+    /* 10^k, except 0 for k = 0 so that 0 has one digit too */
+    static const uint64_t pow10[20] = {0, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                       100000000, 1000000000, 10000000000u, 100000000000u,
+                                       1000000000000u, 10000000000000u, 100000000000000u,
+                                       1000000000000000u, 10000000000000000u,
+                                       100000000000000000u, 1000000000000000000u,
+                                       10000000000000000000u};
+    /* digits from the bit length: 1233 / 4096 is just below log10(2) */
+    size_t n = (size_t)(64 - __builtin_clzll(v | 1)) * 1233 >> 12;
+    n += v >= pow10[n];
+    char *end = p + n;
+    while (v >= 100) {
+        end -= 2;
+        memcpy(end, pairs + v % 100 * 2, 2);
+        v /= 100;
+    }
+    if (v >= 10)
+        memcpy(end - 2, pairs + v * 2, 2);
+    else
+        end[-1] = (char)('0' + v);
+    return p + n;
 }
 
-static char *put_int(char *p, int *first, const char *name, size_t nlen, int64_t val)
-{
-    if (val < 0)
-        return p;
-    char digits[24], *d = digits + sizeof(digits);
-    uint64_t v = (uint64_t)val;
-    do {
-        *--d = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    p = put_key(p, first, name, nlen);
-    memcpy(p, d, (size_t)(digits + sizeof(digits) - d));
-    return p + (digits + sizeof(digits) - d);
-}
+/* Members whose absent value is NULL or negative are left out. */
+#define STR(p, lit, str) ((str).s != NULL ? put_str(KEY(p, lit), (str)) : (p))
+#define INT(p, lit, val) ((val) >= 0 ? put_u64(KEY(p, lit), (uint64_t)(val)) : (p))
 
-#define STR(p, first, lit, val) put_str(p, first, lit, sizeof(lit) - 1, val)
-#define INT(p, first, lit, val) put_int(p, first, lit, sizeof(lit) - 1, val)
-
-static char *put_labels(char *p, int *first, const char *name, size_t nlen,
-                        const struct mesh_labels *labels)
+/* At least one of the three |labels| is present. */
+static char *put_labels(char *p, const struct json_str *labels)
 {
-    if (labels->ns == NULL && labels->deploy == NULL && labels->pod == NULL)
-        return p;
-    int inner = 1;
-    p = put_key(p, first, name, nlen);
-    *p++ = '{';
-    p = STR(p, &inner, "namespace", labels->ns);
-    p = STR(p, &inner, "deployment", labels->deploy);
-    p = STR(p, &inner, "pod", labels->pod);
+    /* the object's members are written like the event's, comma first */
+    char *open = p;
+    p = STR(p, "namespace", labels[0]);
+    p = STR(p, "deployment", labels[1]);
+    p = STR(p, "pod", labels[2]);
+    *open = '{';
     *p++ = '}';
     return p;
 }
 
-static size_t str_bound(const char *s)
-{
-    return s ? MESH_JSON_STR_MAX(strlen(s)) : 0;
-}
-
 int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
 {
+    struct json_str id = json_str(evt->id), src = json_str(evt->src), dst = json_str(evt->dst);
+    struct json_str method = json_str(evt->method), scheme = json_str(evt->scheme);
+    struct json_str authority = json_str(evt->authority), path = json_str(evt->path);
+    struct json_str error = json_str(evt->error);
+    const struct mesh_labels *side[2] = {&evt->src_labels, &evt->dst_labels};
+    struct json_str labels[2][3];
+    int labeled[2];
     /* every name and number fits in 512 bytes; strings at their worst case */
-    size_t bound = 512 + str_bound(evt->id) + str_bound(evt->src) + str_bound(evt->dst) +
-                   str_bound(evt->src_labels.ns) + str_bound(evt->src_labels.deploy) +
-                   str_bound(evt->src_labels.pod) + str_bound(evt->dst_labels.ns) +
-                   str_bound(evt->dst_labels.deploy) + str_bound(evt->dst_labels.pod) +
-                   str_bound(evt->method) + str_bound(evt->scheme) + str_bound(evt->authority) +
-                   str_bound(evt->path) + str_bound(evt->error);
+    size_t bound = 512 + str_bound(id) + str_bound(src) + str_bound(dst) + str_bound(method) +
+                   str_bound(scheme) + str_bound(authority) + str_bound(path) + str_bound(error);
+    for (int i = 0; i < 2; i++) {
+        labeled[i] = side[i]->ns != NULL || side[i]->deploy != NULL || side[i]->pod != NULL;
+        if (!labeled[i])
+            continue;
+        labels[i][0] = json_str(side[i]->ns);
+        labels[i][1] = json_str(side[i]->deploy);
+        labels[i][2] = json_str(side[i]->pod);
+        for (int k = 0; k < 3; k++)
+            bound += str_bound(labels[i][k]);
+    }
     size_t start = out->len;
     char *p;
-    int rv = mesh_buf_append_space(out, bound, &p), first = 1;
+    int rv = mesh_buf_append_space(out, bound, &p);
     if (rv != 0)
         return rv;
     char *begin = p;
-    *p++ = '{';
-    p = INT(p, &first, "ts", (int64_t)evt->ts_us);
-    p = STR(p, &first, "id", evt->id);
-    p = STR(p, &first, "proxy_direction",
-            evt->direction ? mesh_direction_name(evt->direction) : NULL);
-    p = STR(p, &first, "src", evt->src);
-    p = STR(p, &first, "dst", evt->dst);
-    p = put_labels(p, &first, "src_labels", 10, &evt->src_labels);
-    p = put_labels(p, &first, "dst_labels", 10, &evt->dst_labels);
-    p = STR(p, &first, "proto", evt->proto ? mesh_proto_name(evt->proto) : NULL);
-    p = STR(p, &first, "method", evt->method);
-    p = STR(p, &first, "scheme", evt->scheme);
-    p = STR(p, &first, "authority", evt->authority);
-    p = STR(p, &first, "path", evt->path);
-    p = INT(p, &first, "status", evt->status);
-    p = INT(p, &first, "grpc_status", evt->grpc_status);
-    p = INT(p, &first, "reset", evt->reset);
-    p = STR(p, &first, "error", evt->error);
-    p = INT(p, &first, "latency_us", evt->latency_us);
-    p = INT(p, &first, "duration_us", evt->duration_us);
-    p = INT(p, &first, "req_bytes", (int64_t)evt->req_bytes);
-    p = INT(p, &first, "rsp_bytes", (int64_t)evt->rsp_bytes);
-    p = STR(p, &first, "classification", mesh_evt_failed(evt) ? "failure" : "success");
+    p = INT(p, "ts", (int64_t)evt->ts_us);
+    p = STR(p, "id", id);
+    if (evt->direction)
+        p = put_name(KEY(p, "proxy_direction"), mesh_direction_name(evt->direction));
+    p = STR(p, "src", src);
+    p = STR(p, "dst", dst);
+    if (labeled[0])
+        p = put_labels(KEY(p, "src_labels"), labels[0]);
+    if (labeled[1])
+        p = put_labels(KEY(p, "dst_labels"), labels[1]);
+    if (evt->proto)
+        p = put_name(KEY(p, "proto"), mesh_proto_name(evt->proto));
+    p = STR(p, "method", method);
+    p = STR(p, "scheme", scheme);
+    p = STR(p, "authority", authority);
+    p = STR(p, "path", path);
+    p = INT(p, "status", evt->status);
+    p = INT(p, "grpc_status", evt->grpc_status);
+    p = INT(p, "reset", evt->reset);
+    p = STR(p, "error", error);
+    p = INT(p, "latency_us", evt->latency_us);
+    p = INT(p, "duration_us", evt->duration_us);
+    p = INT(p, "req_bytes", (int64_t)evt->req_bytes);
+    p = INT(p, "rsp_bytes", (int64_t)evt->rsp_bytes);
+    p = put_name(KEY(p, "classification"), mesh_evt_failed(evt) ? "failure" : "success");
+    *begin = '{'; /* over the first member's comma */
     *p++ = '}';
     out->len = start + (size_t)(p - begin);
     out->data[out->len] = '\0';

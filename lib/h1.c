@@ -1,9 +1,11 @@
 /* lib/h1.c — the incremental HTTP/1.x parser of mesh/h1.h.
  *
- * Lines are found with memchr and copied whole into the head buffer; once the
- * blank line arrives the head is parsed in place and compacted to
- * "start-line parts\0" + "name\0value\0"..., which only ever moves bytes
- * backwards, so no second buffer is needed. Bodies are counted down in place.
+ * Lines are found with memchr. A head that arrives whole in one input (the
+ * common case) is parsed where it lies and only its parts are copied, into
+ * the head buffer, compacted to "start-line parts\0" + "name\0value\0"...;
+ * a head that spans inputs is first copied whole into the head buffer, then
+ * parsed and compacted there, which only ever moves bytes backwards, so no
+ * second buffer is needed. Bodies are counted down in place.
  */
 #include "mesh/h1.h"
 
@@ -61,13 +63,22 @@ static int hex_value(int c)
     return -1;
 }
 
-/* |s| (|len| bytes, tchars) equals the lower-case literal |lit|: for tchars,
- * c | 0x20 only folds A-Z onto a-z, so this is exact. */
+/* |s| (|len| bytes, tchars) equals the lower-case literal |lit| (letters and
+ * '-'): for tchars, c | 0x20 only folds A-Z onto a-z and '^' onto '~', so this
+ * is exact. Eight bytes at a time while they last. */
 static int name_is(const char *s, size_t len, const char *lit, size_t lit_len)
 {
     if (len != lit_len)
         return 0;
-    for (size_t i = 0; i < len; i++)
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, s + i, 8);
+        memcpy(&b, lit + i, 8);
+        if ((a | 0x2020202020202020u) != b)
+            return 0;
+    }
+    for (; i < len; i++)
         if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
             return 0;
     return 1;
@@ -118,6 +129,7 @@ void mesh_h1_parser_init(struct mesh_h1_parser *p, enum mesh_h1_type type, size_
     mesh_buf_init(&p->head, max_head);
     p->type = (unsigned char)type;
     p->lenient = (flags & MESH_H1_LENIENT) != 0;
+    p->no_fields = (flags & MESH_H1_NO_FIELDS) != 0;
     p->state = S_IDLE;
     p->msg.status = -1;
     p->msg.content_length = -1;
@@ -160,9 +172,12 @@ static void point_msg(struct mesh_h1_parser *p)
 /* Copies input into the head buffer up to and including the next LF; with
  * |one_line| stops there, else goes on until a blank line. Notes where lines
  * end, so they are not searched for twice. Returns 1 when done, 0 when the
- * input ran out first, or MESH_ETOOBIG/MESH_ENOMEM. */
+ * input ran out first, or MESH_ETOOBIG/MESH_ENOMEM.
+ * With |whole| (not NULL), a section that starts and ends in this input is
+ * not copied: *|whole| then points to it in the input, and the head buffer
+ * only has room for it (so the same caps apply and the same errors come). */
 static int collect(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size_t *pos,
-                   int one_line)
+                   int one_line, const uint8_t **whole)
 {
     const uint8_t *start = buf + *pos, *end = buf + len, *cur = start;
     size_t base = p->head.len; /* where |start| lands in the buffer */
@@ -185,20 +200,28 @@ static int collect(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, siz
             break;
         }
     }
-    int rv = mesh_buf_append(&p->head, start, (size_t)(cur - start));
-    if (rv != 0)
+    int rv;
+    if (whole != NULL && done && base == 0) {
+        char *room;
+        if ((rv = mesh_buf_append_space(&p->head, (size_t)(cur - start), &room)) != 0)
+            return rv;
+        p->head.len = 0;
+        *whole = start;
+    } else if ((rv = mesh_buf_append(&p->head, start, (size_t)(cur - start))) != 0) {
         return rv;
+    }
     *pos += (size_t)(cur - start);
     return done;
 }
 
-/* The LF ending the line at |pos| (the |*idx|th of the section). */
-static size_t line_end(const struct mesh_h1_parser *p, uint32_t *idx, size_t pos, size_t end)
+/* The LF ending the line at |pos| of |src| (the |*idx|th of the section). */
+static size_t line_end(const struct mesh_h1_parser *p, const char *src, uint32_t *idx, size_t pos,
+                       size_t end)
 {
     if (*idx < p->nlines)
         return p->lines[(*idx)++];
-    const char *nl = memchr(p->head.data + pos, '\n', end - pos);
-    return (size_t)(nl - p->head.data);
+    const char *nl = memchr(src + pos, '\n', end - pos);
+    return (size_t)(nl - src);
 }
 
 /* "HTTP/" version: strict wants DIGIT "." DIGIT, lenient any digits and dots
@@ -228,11 +251,13 @@ static int method_id(const char *m, size_t len)
     return MESH_H1_M_OTHER;
 }
 
-/* method SP request-target SP HTTP-version, compacted to "method\0target\0". */
-static int parse_request_line(struct mesh_h1_parser *p, char *d, size_t len, int strict,
+/* method SP request-target SP HTTP-version in |d|, compacted to
+ * "method\0target\0" at the start of the head buffer (which |d| may be). */
+static int parse_request_line(struct mesh_h1_parser *p, const char *d, size_t len, int strict,
                               size_t *out, const char **desc)
 {
     struct mesh_h1_msg *m = &p->msg;
+    char *dst = p->head.data;
     size_t i = 0;
     while (i < len && tchar[(unsigned char)d[i]])
         i++;
@@ -273,17 +298,20 @@ static int parse_request_line(struct mesh_h1_parser *p, char *d, size_t len, int
     m->method_id = method_id(d, method_len);
     m->method_len = method_len;
     m->target_len = te - t;
-    d[method_len] = '\0';
-    memmove(d + method_len + 1, d + t, te - t);
+    if (dst != d)
+        memcpy(dst, d, method_len);
+    dst[method_len] = '\0';
+    memmove(dst + method_len + 1, d + t, te - t);
     p->target_off = method_len + 1;
-    d[p->target_off + m->target_len] = '\0';
+    dst[p->target_off + m->target_len] = '\0';
     *out = p->target_off + m->target_len + 1;
     return 0;
 }
 
-/* HTTP-version SP 3DIGIT [SP reason], compacted to "reason\0". */
-static int parse_status_line(struct mesh_h1_parser *p, char *d, size_t len, int strict, size_t *out,
-                             const char **desc)
+/* HTTP-version SP 3DIGIT [SP reason] in |d|, compacted to "reason\0" at the
+ * start of the head buffer (which |d| may be). */
+static int parse_status_line(struct mesh_h1_parser *p, const char *d, size_t len, int strict,
+                             size_t *out, const char **desc)
 {
     struct mesh_h1_msg *m = &p->msg;
     const char *sp = memchr(d, ' ', len);
@@ -306,8 +334,8 @@ static int parse_status_line(struct mesh_h1_parser *p, char *d, size_t len, int 
     i += 3;
     if (i < len)
         i++;
-    memmove(d, d + i, len - i);
-    d[len - i] = '\0';
+    memmove(p->head.data, d + i, len - i);
+    p->head.data[len - i] = '\0';
     p->reason_off = 0;
     *out = len - i + 1;
     return 0;
@@ -341,7 +369,8 @@ static int parse_content_length(const char *v, size_t len, int strict, int64_t *
     return 0;
 }
 
-/* The fields that change framing or that callers always want. */
+/* The fields that change framing or that callers always want (may_use()
+ * knows them too, by length and first letter: keep both in step). */
 static int use_field(struct mesh_h1_parser *p, size_t name_off, size_t name_len, size_t value_off,
                      size_t value_len, int strict, const char **desc)
 {
@@ -400,34 +429,68 @@ static int use_field(struct mesh_h1_parser *p, size_t name_off, size_t name_len,
     return 0;
 }
 
-/* Parses and compacts the field lines in [from, end) of the head buffer (each
- * ends with LF, the last one is blank) to "name\0value\0"... from *|out| on. */
-static int parse_fields(struct mesh_h1_parser *p, size_t from, uint32_t idx, size_t end,
-                        size_t *out, int strict, int trailer, const char **desc)
+/* Whether a field name starting with |c| may be one that use_field() reads
+ * (host, expect, upgrade, connection, content-length, transfer-encoding). */
+static int may_use_start(int c)
+{
+    c |= 0x20;
+    return c == 'h' || c == 'e' || c == 'u' || c == 'c' || c == 't';
+}
+
+/* The same knowing the name's length (|name| not yet known to be a token). */
+static int may_use(const char *name, size_t len)
+{
+    int c = name[0] | 0x20;
+    switch (len) {
+    case 4:
+        return c == 'h';
+    case 6:
+        return c == 'e';
+    case 7:
+        return c == 'u';
+    case 10:
+    case 14:
+        return c == 'c';
+    case 17:
+        return c == 't';
+    default:
+        return 0;
+    }
+}
+
+/* Parses the field lines in [from, end) of |src| (each ends with LF, the last
+ * one is blank) and compacts them to "name\0value\0"... from *|out| on in the
+ * head buffer, which |src| may be: writing never overtakes reading. With
+ * |skip| (lenient, and nobody reads the list), a line that cannot be a field
+ * use_field() reads is passed over unchecked: checked, it would be used for
+ * nothing or skipped as invalid. */
+static int parse_fields(struct mesh_h1_parser *p, const char *src, size_t from, uint32_t idx,
+                        size_t end, size_t *out, int strict, int trailer, int skip,
+                        const char **desc)
 {
     char *d = p->head.data;
     size_t w = *out, pos = from;
     size_t name_off = 0, name_len = 0, value_off = 0;
     int open = 0, rv;
     while (pos < end) {
-        size_t e = line_end(p, &idx, pos, end), next = e + 1;
-        if (e > pos && d[e - 1] == '\r')
+        size_t e = line_end(p, src, &idx, pos, end), next = e + 1;
+        if (e > pos && src[e - 1] == '\r')
             e--;
         if (e == pos)
             break; /* the blank line */
         size_t s = pos;
         pos = next;
-        if (d[s] == ' ' || d[s] == '\t') {
+        if (src[s] == ' ' || src[s] == '\t') {
             /* obs-fold: joins the previous value with one space */
-            while (s < e && (d[s] == ' ' || d[s] == '\t'))
+            while (s < e && (src[s] == ' ' || src[s] == '\t'))
                 s++;
-            while (e > s && (d[e - 1] == ' ' || d[e - 1] == '\t'))
+            while (e > s && (src[e - 1] == ' ' || src[e - 1] == '\t'))
                 e--;
             if (!open || s == e)
                 continue;
             if (w > value_off)
                 d[w++] = ' ';
-            memmove(d + w, d + s, e - s);
+            memmove(d + w, src + s, e - s);
             w += e - s;
             continue;
         }
@@ -439,18 +502,28 @@ static int parse_fields(struct mesh_h1_parser *p, size_t from, uint32_t idx, siz
             w++;
             open = 0;
         }
+        if (skip) {
+            if (!may_use_start((unsigned char)src[s]))
+                continue;
+            const char *colon = memchr(src + s, ':', e - s);
+            size_t ne = colon != NULL ? (size_t)(colon - src) : s;
+            while (ne > s && (src[ne - 1] == ' ' || src[ne - 1] == '\t'))
+                ne--;
+            if (ne == s || !may_use(src + s, ne - s))
+                continue;
+        }
         size_t k = s, ne;
-        while (k < e && tchar[(unsigned char)d[k]])
+        while (k < e && tchar[(unsigned char)src[k]])
             k++;
-        const char *colon = k < e && d[k] == ':' ? d + k : NULL;
+        const char *colon = k < e && src[k] == ':' ? src + k : NULL;
         if (colon != NULL) {
             ne = k;
         } else {
             /* not "token:": maybe space before the colon */
-            colon = memchr(d + s, ':', e - s);
-            ne = colon != NULL ? (size_t)(colon - d) : s;
+            colon = memchr(src + s, ':', e - s);
+            ne = colon != NULL ? (size_t)(colon - src) : s;
             if (!strict)
-                while (ne > s && (d[ne - 1] == ' ' || d[ne - 1] == '\t'))
+                while (ne > s && (src[ne - 1] == ' ' || src[ne - 1] == '\t'))
                     ne--;
         }
         if (colon == NULL || ne == s || k < ne) {
@@ -459,23 +532,23 @@ static int parse_fields(struct mesh_h1_parser *p, size_t from, uint32_t idx, siz
             *desc = "invalid header field line";
             return MESH_EPROTO;
         }
-        size_t vs = (size_t)(colon - d) + 1;
-        while (vs < e && (d[vs] == ' ' || d[vs] == '\t'))
+        size_t vs = (size_t)(colon - src) + 1;
+        while (vs < e && (src[vs] == ' ' || src[vs] == '\t'))
             vs++;
-        while (e > vs && (d[e - 1] == ' ' || d[e - 1] == '\t'))
+        while (e > vs && (src[e - 1] == ' ' || src[e - 1] == '\t'))
             e--;
         if (strict)
             for (size_t c = vs; c < e; c++)
-                if (((unsigned char)d[c] < 0x20 && d[c] != '\t') || d[c] == 0x7f) {
+                if (((unsigned char)src[c] < 0x20 && src[c] != '\t') || src[c] == 0x7f) {
                     *desc = "invalid character in header field value";
                     return MESH_EPROTO;
                 }
-        memmove(d + w, d + s, ne - s);
+        memmove(d + w, src + s, ne - s);
         name_off = w;
         name_len = ne - s;
         w += name_len;
         d[w++] = '\0';
-        memmove(d + w, d + vs, e - vs);
+        memmove(d + w, src + vs, e - vs);
         value_off = w;
         w += e - vs;
         open = 1;
@@ -519,26 +592,29 @@ static void set_framing(struct mesh_h1_parser *p)
     }
 }
 
-static int parse_head(struct mesh_h1_parser *p, int strict, const char **desc)
+/* Parses the head in |src| (|end| bytes up to the blank line: the head
+ * buffer, or the input when the head came whole) into |msg| and the head buffer. */
+static int parse_head(struct mesh_h1_parser *p, const char *src, size_t end, int strict,
+                      const char **desc)
 {
-    char *d = p->head.data;
-    size_t end = p->head.len, out = 0;
-    if (memchr(d, '\0', end) != NULL) {
+    size_t out = 0;
+    if (memchr(src, '\0', end) != NULL) {
         *desc = "NUL byte in header section";
         return MESH_EPROTO;
     }
     uint32_t idx = 0;
-    size_t first_end = line_end(p, &idx, 0, end), len = first_end;
-    if (len > 0 && d[len - 1] == '\r')
+    size_t first_end = line_end(p, src, &idx, 0, end), len = first_end;
+    if (len > 0 && src[len - 1] == '\r')
         len--;
-    int rv = p->type == MESH_H1_REQUEST ? parse_request_line(p, d, len, strict, &out, desc)
-                                        : parse_status_line(p, d, len, strict, &out, desc);
+    int rv = p->type == MESH_H1_REQUEST ? parse_request_line(p, src, len, strict, &out, desc)
+                                        : parse_status_line(p, src, len, strict, &out, desc);
     if (rv != 0)
         return rv;
     p->fields_off = out;
-    if ((rv = parse_fields(p, first_end + 1, idx, end, &out, strict, 0, desc)) != 0)
+    int skip = p->no_fields && !strict;
+    if ((rv = parse_fields(p, src, first_end + 1, idx, end, &out, strict, 0, skip, desc)) != 0)
         return rv;
-    p->msg.fields_len = out - p->fields_off;
+    p->msg.fields_len = p->no_fields ? 0 : out - p->fields_off;
     p->head.len = out;
     struct mesh_h1_msg *m = &p->msg;
     if (p->type == MESH_H1_REQUEST && (m->flags & MESH_H1_F_TE) && m->framing != MESH_H1_CHUNKED) {
@@ -673,7 +749,7 @@ int mesh_h1_parse(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size
         case S_CAND:
             if (pos == len)
                 goto out;
-            rv = collect(p, buf, len, &pos, 1);
+            rv = collect(p, buf, len, &pos, 1, NULL);
             if (rv < 0 || !candidate_may_fit(p) ||
                 (rv == 1 && !plausible_start(p, p->head.data, p->head.len - 1, p->skip_unsure))) {
                 /* not a start line: keep looking from the next line start */
@@ -689,12 +765,16 @@ int mesh_h1_parse(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size
             p->tentative = 1;
             break;
 
-        case S_HEAD:
-            rv = collect(p, buf, len, &pos, 0);
+        case S_HEAD: {
+            /* a candidate from a resync is in the buffer already */
+            const uint8_t *whole = NULL;
+            rv = collect(p, buf, len, &pos, 0, p->tentative ? NULL : &whole);
             if (rv == 0)
                 goto out;
             if (rv == 1)
-                rv = parse_head(p, p->tentative || !p->lenient, &desc);
+                rv = parse_head(p, whole != NULL ? (const char *)whole : p->head.data,
+                                whole != NULL ? (size_t)(buf + pos - whole) : p->head.len,
+                                p->tentative || !p->lenient, &desc);
             else
                 desc = rv == MESH_ETOOBIG ? "header section too large" : "out of memory";
             if (rv != 0) {
@@ -711,6 +791,7 @@ int mesh_h1_parse(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size
             p->state = S_HEAD_DONE;
             ev = MESH_H1_HEAD;
             goto out;
+        }
 
         case S_HEAD_DONE:
             switch (p->msg.framing) {
@@ -814,7 +895,7 @@ int mesh_h1_parse(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size
 
         case S_TRAILER: {
             char *old = p->head.data;
-            rv = collect(p, buf, len, &pos, 0);
+            rv = collect(p, buf, len, &pos, 0, NULL);
             if (rv == 0)
                 goto out;
             if (rv < 0)
@@ -830,7 +911,8 @@ int mesh_h1_parse(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size
                 break; /* no trailer fields */
             if (memchr(p->head.data + start, '\0', p->head.len - start) != NULL)
                 return *used = pos, fail(p, MESH_EPROTO, "NUL byte in trailer section", err_desc);
-            rv = parse_fields(p, start, 0, p->head.len, &out, !p->lenient, 1, &desc);
+            rv = parse_fields(p, p->head.data, start, 0, p->head.len, &out, !p->lenient, 1, 0,
+                              &desc);
             if (rv != 0)
                 return *used = pos, fail(p, rv, desc, err_desc);
             p->head.len = out;

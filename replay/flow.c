@@ -69,6 +69,7 @@ struct flow {
     unsigned nchunks;
     char addr[2][INET6_ADDRSTRLEN + 8];
     char id_prefix[24];             /* "CONN:" */
+    size_t id_prefix_len;
     const struct mesh_labels *labels[2];
     struct mesh_flows *ft;
 };
@@ -79,6 +80,7 @@ struct flow_list {
 
 struct mesh_flows {
     struct flow **buckets;
+    struct flow *last;              /* of the previous segment: segments come in runs */
     size_t nbuckets;                /* power of two */
     size_t nflows;
     uint64_t next_conn;
@@ -131,17 +133,22 @@ static uint32_t seg_hash(const struct mesh_tcp_seg *seg)
     return (a ^ b) * 2654435761u + (a + b);
 }
 
+/* |a| and |b| are the same address of |family| (constant sizes: compared inline). */
+static int ip_eq(int family, const uint8_t *a, const uint8_t *b)
+{
+    return family == AF_INET ? memcmp(a, b, 4) == 0 : memcmp(a, b, 16) == 0;
+}
+
 /* Which endpoint of |f| sent |seg|: 0 or 1, or -1 when |seg| is not of |f|. */
 static int seg_side(const struct flow *f, const struct mesh_tcp_seg *seg)
 {
-    size_t alen = f->family == AF_INET ? 4 : 16;
     if (f->family != seg->family)
         return -1;
     if (f->port[0] == seg->sport && f->port[1] == seg->dport &&
-        memcmp(f->ip[0], seg->src_ip, alen) == 0 && memcmp(f->ip[1], seg->dst_ip, alen) == 0)
+        ip_eq(f->family, f->ip[0], seg->src_ip) && ip_eq(f->family, f->ip[1], seg->dst_ip))
         return 0;
     if (f->port[1] == seg->sport && f->port[0] == seg->dport &&
-        memcmp(f->ip[1], seg->src_ip, alen) == 0 && memcmp(f->ip[0], seg->dst_ip, alen) == 0)
+        ip_eq(f->family, f->ip[1], seg->src_ip) && ip_eq(f->family, f->ip[0], seg->dst_ip))
         return 1;
     return -1;
 }
@@ -155,7 +162,7 @@ static void on_event(void *ctx, struct mesh_evt *evt, uint32_t stream)
     int cl = f->client < 0 ? 0 : f->client;
     /* "CONN:STREAM" without printf: this runs once per request */
     char id[48], digits[12], *d = digits + sizeof(digits);
-    size_t plen = strlen(f->id_prefix);
+    size_t plen = f->id_prefix_len;
     do {
         *--d = (char)('0' + stream % 10);
         stream /= 10;
@@ -386,7 +393,8 @@ static struct flow *flow_new(struct mesh_flows *ft, const struct mesh_tcp_seg *s
     f->port[1] = seg->dport;
     f->client = -1;
     f->conn = ft->next_conn++;
-    snprintf(f->id_prefix, sizeof(f->id_prefix), "%llu:", (unsigned long long)f->conn);
+    int plen = snprintf(f->id_prefix, sizeof(f->id_prefix), "%llu:", (unsigned long long)f->conn);
+    f->id_prefix_len = plen > 0 ? (size_t)plen : 0; /* 21 at most: it fits */
     for (int i = 0; i < 2; i++) {
         char ip[INET6_ADDRSTRLEN];
         inet_ntop(f->family, f->ip[i], ip, sizeof(ip));
@@ -427,6 +435,8 @@ static void flow_close(struct mesh_flows *ft, struct flow *f)
     *pp = f->hnext;
     list_remove(f->closing ? &ft->closing : &ft->active, f);
     ft->nflows--;
+    if (ft->last == f)
+        ft->last = NULL;
     free(f);
 }
 
@@ -587,13 +597,20 @@ static void release_all(struct flow *f)
 
 void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg)
 {
-    uint32_t hash = seg_hash(seg);
     sweep(ft, seg->ts_us); /* first: it may close the flow this segment belongs to */
-    struct flow *f = ft->buckets[hash & (ft->nbuckets - 1)];
-    int idx = -1;
-    for (; f != NULL; f = f->hnext)
-        if (f->hash == hash && (idx = seg_side(f, seg)) >= 0)
-            break;
+    /* a 4-tuple has at most one flow: the previous segment's, when it matches,
+     * is the one the hash chain would give */
+    struct flow *f = ft->last;
+    int idx = f != NULL ? seg_side(f, seg) : -1;
+    uint32_t hash;
+    if (idx >= 0) {
+        hash = f->hash;
+    } else {
+        hash = seg_hash(seg);
+        for (f = ft->buckets[hash & (ft->nbuckets - 1)]; f != NULL; f = f->hnext)
+            if (f->hash == hash && (idx = seg_side(f, seg)) >= 0)
+                break;
+    }
     if (f != NULL && f->closing && (seg->flags & (MESH_TCP_SYN | MESH_TCP_ACK)) == MESH_TCP_SYN) {
         /* the 4-tuple is reused by a new connection */
         flow_close(ft, f);
@@ -611,6 +628,7 @@ void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg)
             return;
         idx = 0;
     }
+    ft->last = f;
     touch(ft, f, seg->ts_us);
     struct flow_side *s = &f->side[idx];
     uint32_t seq = seg->seq;

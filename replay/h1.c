@@ -477,10 +477,11 @@ static void *h1_open(mesh_dec_sink sink, void *sink_ctx, int midstream,
     dec->stats = stats;
     dec->first = dec->rsp_next = 1;
     mesh_buf_init(&dec->stash, MESH_DEC_MAX_HEADER);
+    /* events need the start line and what framing takes, never the field list */
     mesh_h1_parser_init(&dec->side[MESH_C2S].parser, MESH_H1_REQUEST, MESH_DEC_MAX_HEADER,
-                        MESH_H1_LENIENT);
+                        MESH_H1_LENIENT | MESH_H1_NO_FIELDS);
     mesh_h1_parser_init(&dec->side[MESH_S2C].parser, MESH_H1_RESPONSE, MESH_DEC_MAX_HEADER,
-                        MESH_H1_LENIENT);
+                        MESH_H1_LENIENT | MESH_H1_NO_FIELDS);
     if (midstream)
         for (int dir = 0; dir < 2; dir++)
             mesh_h1_parser_resync(&dec->side[dir].parser, 0);

@@ -28,6 +28,9 @@
 #define H2_MAX_TABLE (64u * 1024)      /* largest HPACK dynamic table we mirror */
 #define H2_POOL_STREAMS 64u            /* closed stream objects kept for reuse */
 #define H2_POOL_STRS 1024u             /* ... with their string buffer, if no larger */
+#define H2_MEMO_BLOCK 192u             /* largest header block remembered (struct h2_memo) */
+#define H2_MEMO_FIELDS 8u              /* ... fields of interest in it */
+#define H2_MEMO_VALUES 256u            /* ... and their values */
 
 static const char h2_preface[H2_PREFACE_LEN + 1] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -62,7 +65,28 @@ enum h2_rstate { RS_PREFACE, RS_HEADER, RS_FRONT, RS_BODY, RS_PAD, RS_OFF };
 /* What the header block being inflated tells us about. */
 enum h2_role { ROLE_NONE, ROLE_REQUEST, ROLE_RESPONSE };
 
-enum { FIELD_METHOD, FIELD_SCHEME, FIELD_AUTHORITY, FIELD_PATH, FIELD_COUNT };
+/* The fields a header block is read for: a request's (kept in struct h2s),
+ * then a response's. */
+enum { FIELD_METHOD, FIELD_SCHEME, FIELD_AUTHORITY, FIELD_PATH, FIELD_COUNT,
+       FIELD_STATUS = FIELD_COUNT, FIELD_GRPC_STATUS };
+
+/* The last header block of a direction that left the HPACK dynamic table as
+ * it was (only indexed fields and literals without indexing), with the fields
+ * of interest it decoded to, in order. The same bytes against the same table
+ * decode to the same fields: a client sends the same request block again and
+ * again (h2load, gRPC stubs), a server the same response block, and reading
+ * them from here spares the inflater its per-field work. */
+struct h2_memo {
+    uint32_t table_gen;            /* the table it was decoded against */
+    uint32_t len;                  /* of |block|; 0: nothing remembered */
+    uint8_t block[H2_MEMO_BLOCK];
+    unsigned nfields, values_len;
+    struct {
+        uint8_t kind;              /* FIELD_* */
+        uint16_t off, len;         /* in |values| */
+    } field[H2_MEMO_FIELDS];
+    uint8_t values[H2_MEMO_VALUES];
+};
 
 /* One exchange (h2s), from its request headers (or push promise) to its end. */
 struct h2s {
@@ -103,6 +127,7 @@ struct h2_dir {
     unsigned blk_end : 1;          /* its HEADERS carried END_STREAM */
     unsigned blk_has_grpc : 1;
     unsigned blk_inflated : 1;     /* the inflater saw the end of the block */
+    unsigned blk_fed : 1;          /* part of the block went to the inflater */
     enum h2_role role;
     uint32_t blk_sid;              /* stream of its frames */
     uint32_t blk_target;           /* stream it describes (the promised one for a push) */
@@ -113,6 +138,8 @@ struct h2_dir {
     unsigned hpack_dead : 1;       /* the inflater failed: no header of this direction is known */
     unsigned hpack_used : 1;
     uint32_t table_set, table_want; /* SETTINGS_HEADER_TABLE_SIZE applied / to apply */
+    uint32_t table_gen;            /* changes whenever the dynamic table may have */
+    struct h2_memo memo;
 };
 
 /* The connection (h2c). */
@@ -511,6 +538,7 @@ static int block_begin(struct h2c *conn, int dir, uint32_t promised, const char 
     d->blk_grpc = -1;
     d->blk_has_grpc = 0;
     d->blk_inflated = 0;
+    d->blk_fed = 0;
     d->blk_target = 0;
     d->role = ROLE_NONE;
     /* Only ever raised: a mirror table larger than the encoder's keeps just
@@ -520,6 +548,7 @@ static int block_begin(struct h2c *conn, int dir, uint32_t promised, const char 
     if (!d->hpack_dead && d->table_want > d->table_set) {
         if (nghttp2_hd_inflate_change_table_size(d->inflater, d->table_want) == 0)
             d->table_set = d->table_want;
+        d->table_gen++; /* the memo is not to be trusted across this */
     }
     if (d->type == H2_PUSH_PROMISE)
         return push_begin(conn, dir, promised, why);
@@ -550,60 +579,154 @@ static int parse_grpc_status(const uint8_t *v, size_t len)
     return n;
 }
 
-static int name_is(const nghttp2_nv *nv, const char *name, size_t len)
+/* FIELD_* of a header field called |name|, or -1 for one we do not read. */
+static int field_kind(const uint8_t *name, size_t len)
 {
-    return nv->namelen == len && memcmp(nv->name, name, len) == 0;
+    switch (len) {
+    case 5:
+        return memcmp(name, ":path", 5) == 0 ? FIELD_PATH : -1;
+    case 7:
+        if (memcmp(name, ":method", 7) == 0)
+            return FIELD_METHOD;
+        if (memcmp(name, ":scheme", 7) == 0)
+            return FIELD_SCHEME;
+        return memcmp(name, ":status", 7) == 0 ? FIELD_STATUS : -1;
+    case 10:
+        return memcmp(name, ":authority", 10) == 0 ? FIELD_AUTHORITY : -1;
+    case 11:
+        return memcmp(name, "grpc-status", 11) == 0 ? FIELD_GRPC_STATUS : -1;
+    default:
+        return -1;
+    }
 }
 
-static void request_field(struct h2c *conn, struct h2_dir *d, const nghttp2_nv *nv)
+static void request_field(struct h2c *conn, struct h2_dir *d, int field, const uint8_t *value,
+                          size_t len)
 {
-    int field;
-    if (nv->namelen == 0 || nv->name[0] != ':')
-        return;
-    if (name_is(nv, ":method", 7))
-        field = FIELD_METHOD;
-    else if (name_is(nv, ":scheme", 7))
-        field = FIELD_SCHEME;
-    else if (name_is(nv, ":authority", 10))
-        field = FIELD_AUTHORITY;
-    else if (name_is(nv, ":path", 5))
-        field = FIELD_PATH;
-    else
-        return;
     struct h2s *s = stream_find(conn, d->blk_target);
     /* the first one counts; a value with a NUL cannot be shown faithfully */
-    if (s == NULL || s->field[field] != 0 || memchr(nv->value, '\0', nv->valuelen) != NULL)
+    if (s == NULL || s->field[field] != 0 || memchr(value, '\0', len) != NULL)
         return;
     size_t off = s->strs.len;
-    if (mesh_buf_append(&s->strs, nv->value, nv->valuelen) != 0 ||
-        mesh_buf_append(&s->strs, "", 1) != 0) {
+    char *at;
+    if (mesh_buf_append_space(&s->strs, len + 1, &at) != 0) {
         stream_drop(conn, s); /* over MESH_DEC_MAX_HEADER, or out of memory */
         d->role = ROLE_NONE;
         return;
     }
+    memcpy(at, value, len);
+    at[len] = '\0';
     s->field[field] = (uint32_t)off + 1;
 }
 
-static void response_field(struct h2_dir *d, const nghttp2_nv *nv)
+static void response_field(struct h2_dir *d, int field, const uint8_t *value, size_t len)
 {
-    if (name_is(nv, ":status", 7)) {
+    if (field == FIELD_STATUS) {
         if (d->blk_status < 0)
-            d->blk_status = parse_status(nv->value, nv->valuelen);
-    } else if (name_is(nv, "grpc-status", 11)) {
+            d->blk_status = parse_status(value, len);
+    } else if (field == FIELD_GRPC_STATUS) {
         if (!d->blk_has_grpc) {
             d->blk_has_grpc = 1;
-            d->blk_grpc = parse_grpc_status(nv->value, nv->valuelen);
+            d->blk_grpc = parse_grpc_status(value, len);
         }
     }
 }
 
-static void block_field(struct h2c *conn, int dir, const nghttp2_nv *nv)
+/* One decoded field of interest (|field|: FIELD_*) of the current block. */
+static void block_field(struct h2c *conn, int dir, int field, const uint8_t *value, size_t len)
 {
     struct h2_dir *d = &conn->dir[dir];
-    if (d->role == ROLE_REQUEST)
-        request_field(conn, d, nv);
+    if (d->role == ROLE_REQUEST && field < FIELD_COUNT)
+        request_field(conn, d, field, value, len);
     else if (d->role == ROLE_RESPONSE)
-        response_field(d, nv);
+        response_field(d, field, value, len);
+}
+
+/* ---- the memo of the last header block (struct h2_memo) ---- */
+
+/* Reads the HPACK integer with an |nbits| prefix at *|pos| into *|value| and
+ * steps over it. Returns 0 when it does not end inside |len| bytes (or is
+ * absurdly long). */
+static int hpack_skip_int(const uint8_t *in, size_t len, size_t *pos, unsigned nbits,
+                          uint32_t *value)
+{
+    uint32_t mask = (1u << nbits) - 1, v = in[*pos] & mask;
+    (*pos)++;
+    if (v < mask) {
+        *value = v;
+        return 1;
+    }
+    for (unsigned shift = 0; shift <= 21; shift += 7) {
+        if (*pos >= len)
+            return 0;
+        uint8_t b = in[(*pos)++];
+        v += (uint32_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *value = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int hpack_skip_str(const uint8_t *in, size_t len, size_t *pos)
+{
+    uint32_t slen;
+    if (*pos >= len || !hpack_skip_int(in, len, pos, 7, &slen) || slen > len - *pos)
+        return 0;
+    *pos += slen;
+    return 1;
+}
+
+/* Whether the header block |in| (which the inflater decoded without error)
+ * left the dynamic table as it was: RFC 7541 section 6, only indexed fields
+ * (1xxxxxxx) and literals without indexing (0000xxxx) or never indexed
+ * (0001xxxx); no incremental indexing (01xxxxxx), no size update (001xxxxx). */
+static int hpack_keeps_table(const uint8_t *in, size_t len)
+{
+    size_t pos = 0;
+    uint32_t v;
+    while (pos < len) {
+        uint8_t b = in[pos];
+        if (b & 0x80) {
+            if (!hpack_skip_int(in, len, &pos, 7, &v))
+                return 0;
+            continue;
+        }
+        if (b & 0x60)
+            return 0;
+        if (!hpack_skip_int(in, len, &pos, 4, &v) || (v == 0 && !hpack_skip_str(in, len, &pos)) ||
+            !hpack_skip_str(in, len, &pos))
+            return 0;
+    }
+    return 1;
+}
+
+/* Notes a field of the block being decoded for the memo; 0 when it does not fit. */
+static int memo_add(struct h2_memo *m, int field, const uint8_t *value, size_t len)
+{
+    if (m->nfields == H2_MEMO_FIELDS || len > H2_MEMO_VALUES - m->values_len)
+        return 0;
+    m->field[m->nfields].kind = (uint8_t)field;
+    m->field[m->nfields].off = (uint16_t)m->values_len;
+    m->field[m->nfields].len = (uint16_t)len;
+    m->nfields++;
+    memcpy(m->values + m->values_len, value, len);
+    m->values_len += (unsigned)len;
+    return 1;
+}
+
+/* A whole block equal to the memo's, against the same table: its fields are
+ * the memo's. Returns 1 when they were used. */
+static int memo_replay(struct h2c *conn, int dir, const uint8_t *in, size_t len)
+{
+    struct h2_dir *d = &conn->dir[dir];
+    const struct h2_memo *m = &d->memo;
+    if (m->len != len || m->table_gen != d->table_gen || len == 0 || memcmp(m->block, in, len) != 0)
+        return 0;
+    for (unsigned i = 0; i < m->nfields; i++)
+        block_field(conn, dir, m->field[i].kind, m->values + m->field[i].off, m->field[i].len);
+    return 1;
 }
 
 /* Feeds a fragment of the current block to the inflater of |dir|. */
@@ -616,6 +739,22 @@ static void block_feed(struct h2c *conn, int dir, const uint8_t *in, size_t len,
     d->hpack_used = 1;
     if (in == NULL)
         in = empty;
+    /* the block in one piece may be the memo's; only such a block is remembered */
+    int whole = final && !d->blk_fed;
+    if (whole && memo_replay(conn, dir, in, len)) {
+        d->blk_inflated = 1;
+        return;
+    }
+    const uint8_t *block = in;
+    size_t block_len = len;
+    struct h2_memo *memo = whole && len <= H2_MEMO_BLOCK ? &d->memo : NULL;
+    if (!d->blk_fed) {
+        d->blk_fed = 1;
+        d->table_gen++; /* until hpack_keeps_table() says otherwise */
+        d->memo.len = 0;
+    }
+    if (memo != NULL)
+        memo->nfields = memo->values_len = 0;
     for (;;) {
         nghttp2_nv nv;
         int flags = 0;
@@ -626,11 +765,22 @@ static void block_feed(struct h2c *conn, int dir, const uint8_t *in, size_t len,
         }
         in += nread;
         len -= (size_t)nread;
-        if (flags & NGHTTP2_HD_INFLATE_EMIT)
-            block_field(conn, dir, &nv);
+        if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+            int field = field_kind(nv.name, nv.namelen);
+            if (field >= 0) {
+                if (memo != NULL && !memo_add(memo, field, nv.value, nv.valuelen))
+                    memo = NULL;
+                block_field(conn, dir, field, nv.value, nv.valuelen);
+            }
+        }
         if (flags & NGHTTP2_HD_INFLATE_FINAL) {
             nghttp2_hd_inflate_end_headers(d->inflater);
             d->blk_inflated = 1;
+            if (memo != NULL && hpack_keeps_table(block, block_len)) {
+                memcpy(memo->block, block, block_len);
+                memo->len = (uint32_t)block_len;
+                memo->table_gen = d->table_gen;
+            }
             return;
         }
         if (!(flags & NGHTTP2_HD_INFLATE_EMIT) && len == 0) {
@@ -721,10 +871,10 @@ static int frame_plausible(const uint8_t *h)
     }
 }
 
-static int frame_begin(struct h2c *conn, int dir, uint64_t ts, const char **why)
+/* The frame whose 9-byte header is |h| begins. */
+static int frame_begin(struct h2c *conn, int dir, const uint8_t *h, uint64_t ts, const char **why)
 {
     struct h2_dir *d = &conn->dir[dir];
-    const uint8_t *h = d->hdr;
     d->len = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
     d->type = h[3];
     d->flags = h[4];
@@ -976,12 +1126,18 @@ static int read_bytes(struct h2c *conn, int dir, const uint8_t *buf, size_t len,
             }
             break;
         case RS_HEADER:
+            if (d->pos == 0 && len >= H2_FRAME_HEADER_LEN) {
+                /* the whole header is here: read it where it is */
+                n = H2_FRAME_HEADER_LEN;
+                rv = frame_begin(conn, dir, buf, ts, why);
+                break;
+            }
             n = H2_FRAME_HEADER_LEN - d->pos < len ? H2_FRAME_HEADER_LEN - d->pos : len;
             memcpy(d->hdr + d->pos, buf, n);
             d->pos += (unsigned)n;
             if (d->pos == H2_FRAME_HEADER_LEN) {
                 d->pos = 0;
-                rv = frame_begin(conn, dir, ts, why);
+                rv = frame_begin(conn, dir, d->hdr, ts, why);
             }
             break;
         case RS_FRONT:

@@ -28,6 +28,8 @@
 #endif
 #define LINKTYPE_RAW 101 /* what some files carry instead of DLT_RAW */
 
+#define REPLAY_READ_BUF (128u * 1024) /* stdio buffer of a capture file */
+
 struct mesh_replay {
     struct mesh_flows *flows;
     struct mesh_replay_stats stats;
@@ -280,15 +282,22 @@ int mesh_replay_file(struct mesh_replay *rp, const char *path, const char **err_
     if (strcmp(path, "-") == 0)
         return mesh_replay_stream(rp, stdin, err_desc);
     /* our own stream, for a read buffer larger than stdio's 4 KiB: a capture
-     * is read front to back once, and fewer read(2) calls are measurably faster */
+     * is read front to back once, and fewer read(2) calls are measurably
+     * faster (128 KiB: more stops paying once it no longer fits the L2 cache).
+     * glibc ignores setvbuf()'s size when it is not given the buffer, so the
+     * buffer is ours, freed once mesh_replay_stream() has closed the stream. */
     FILE *fp = fopen(path, "rb");
     if (fp == NULL) {
         snprintf(rp->err, sizeof(rp->err), "%s", strerror(errno));
         *err_desc = rp->err;
         return MESH_EIO;
     }
-    setvbuf(fp, NULL, _IOFBF, 1u << 20);
-    return mesh_replay_stream(rp, fp, err_desc);
+    char *iobuf = malloc(REPLAY_READ_BUF);
+    if (iobuf != NULL)
+        setvbuf(fp, iobuf, _IOFBF, REPLAY_READ_BUF);
+    int rv = mesh_replay_stream(rp, fp, err_desc);
+    free(iobuf);
+    return rv;
 }
 
 int mesh_replay_stream(struct mesh_replay *rp, FILE *fp, const char **err_desc)

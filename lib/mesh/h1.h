@@ -30,6 +30,11 @@ enum mesh_h1_type { MESH_H1_REQUEST = 0, MESH_H1_RESPONSE = 1 };
  * odd versions ("HTTP/1."), several spaces in the start line, controls in
  * values, "Content-Length: 5, 5" and Content-Length beside Transfer-Encoding. */
 #define MESH_H1_LENIENT 1u
+/* mesh_h1_parser_init() flag: the caller never reads |msg.fields|, which stays
+ * empty (fields_len 0); what the parser reads from the fields (host,
+ * content_length, framing, flags) is as without it. With MESH_H1_LENIENT, the
+ * other fields are then passed over, not parsed: a head is read faster. */
+#define MESH_H1_NO_FIELDS 2u
 
 /* Events: what mesh_h1_parse() returns when it does not fail. */
 enum mesh_h1_event {
@@ -91,7 +96,7 @@ struct mesh_h1_parser {
     size_t target_off, reason_off, host_off, fields_off, trailers_off;
     int err;
     const char *err_desc;
-    unsigned char type, lenient, state, tentative, skip_bol, skip_unsure, answer;
+    unsigned char type, lenient, no_fields, state, tentative, skip_bol, skip_unsure, answer;
 };
 
 /* Prepares |p| to read |type| messages with heads (and trailers) of at most
