@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "mesh/err.h"
 #include "mesh/filter.h"
@@ -18,6 +20,7 @@
 #include "stat/stat.h"
 #include "store/collector.h"
 #include "store/export.h"
+#include "store/remote.h"
 #include "tap/tap.h"
 #include "top/top.h"
 
@@ -60,7 +63,7 @@ static const char usage_replay[] =
     "  mesh replay capture.pcap --collector 127.0.0.1:8088\n";
 
 static const char usage_stat[] =
-    "Usage: mesh stat [RESOURCE…] --pcap FILE [options]\n"
+    "Usage: mesh stat [RESOURCE…] [--collector ADDR | --db PATH | --pcap FILE] [options]\n"
     "\n"
     "Resources: TYPE/NAME or TYPE [NAME]: ns/emojivoto, deploy, deploy/web, po/web-0,\n"
     "au/web.emojivoto:80. Without one, rows are authorities (au).\n"
@@ -71,15 +74,21 @@ static const char usage_stat[] =
     "      --from RES            only requests from RES (--from-namespace NS)\n"
     "      --to RES              rows for traffic sent to RES (--to-namespace NS)\n"
     "  -o, --output table|wide|json\n"
+    "  -t, --time-window 1m      the last minute (default), or --since T [--until T]:\n"
+    "                            Unix seconds, 2026-11-24T05:00:00Z, or 10m (ago)\n"
+    "      --collector ADDR      ask a collector (default: $MESH_COLLECTOR, else 127.0.0.1:8088)\n"
+    "      --db PATH             read a store file instead\n"
     "      --pcap FILE           read a capture (repeatable); --labels MAP names workloads\n"
     "\n"
     "Examples:\n"
+    "  mesh stat deploy -n emojivoto\n"
+    "  mesh stat au/web:80 --db mesh.db --since 2026-11-24T05:00:00Z -o json\n"
     "  mesh stat --pcap capture.pcap\n"
     "  mesh stat deploy -n emojivoto --pcap capture.pcap --labels labels.map\n"
     "  mesh stat ns/emojivoto --pcap capture.pcap --labels labels.map -o json\n";
 
 static const char usage_top[] =
-    "Usage: mesh top [RESOURCE] --pcap FILE [options]\n"
+    "Usage: mesh top [RESOURCE] [--collector ADDR | --db PATH | --pcap FILE] [options]\n"
     "\n"
     "Requests grouped by source, destination, method and path, most frequent first.\n"
     "\n"
@@ -88,16 +97,20 @@ static const char usage_top[] =
     "  --status 5xx|4xx|NNN, --min-latency 100ms   filters (as tap)\n"
     "  --hide-sources            do not split rows by source\n"
     "  --sort count|best|worst|last|success|path\n"
-    "  -o, --output table|json   --pcap FILE   --labels MAP   -n NS\n"
+    "  -o, --output table|json   -n NS   -t 1m | --since T [--until T] (as stat)\n"
+    "  --collector ADDR | --db PATH | --pcap FILE [--labels MAP]   (as stat)\n"
     "\n"
     "Examples:\n"
     "  mesh top --pcap capture.pcap\n"
     "  mesh top deploy/voting --pcap capture.pcap --labels labels.map\n";
 
 static const char usage_tap[] =
-    "Usage: mesh tap [RESOURCE] --pcap FILE [options]\n"
+    "Usage: mesh tap [RESOURCE] [--collector ADDR | --db PATH | --pcap FILE] [options]\n"
     "\n"
-    "Every request to or from RESOURCE: req, rsp and end lines.\n"
+    "Every request to or from RESOURCE: req, rsp and end lines. From a collector\n"
+    "(the default: $MESH_COLLECTOR, else 127.0.0.1:8088) live until Ctrl-C; from a\n"
+    "store, the window's requests (-t 1m by default, or --since/--until); from a\n"
+    "capture, all of them.\n"
     "\n"
     "Options:\n"
     "  --to RES, --from RES      only requests to / from RES\n"
@@ -106,16 +119,17 @@ static const char usage_tap[] =
     "  --min-latency DURATION    only responses slower than this (e.g. 100ms)\n"
     "  --max-rps N               show at most N requests per second\n"
     "  -o, --output wide|json    labels too, or one JSON object per line\n"
-    "  --pcap FILE   --labels MAP   -n NS\n"
+    "  --collector ADDR | --db PATH | --pcap FILE [--labels MAP]   -n NS\n"
     "\n"
     "Examples:\n"
+    "  mesh tap deploy/web --status 5xx\n"
     "  mesh tap --pcap capture.pcap --status 5xx\n"
     "  mesh tap deploy/web --to deploy/voting --pcap capture.pcap --labels labels.map -o json\n";
 
 enum {
     OPT_PCAP = 256, OPT_LABELS, OPT_FROM, OPT_TO, OPT_FROM_NS, OPT_TO_NS, OPT_METHOD, OPT_PATH,
     OPT_AUTHORITY, OPT_STATUS, OPT_MIN_LATENCY, OPT_MAX_RPS, OPT_HIDE_SOURCES, OPT_SORT,
-    OPT_COLLECTOR, OPT_DB, OPT_WATCH,
+    OPT_COLLECTOR, OPT_DB, OPT_WATCH, OPT_SINCE, OPT_UNTIL,
 };
 
 static const struct option long_opts[] = {
@@ -142,6 +156,8 @@ static const struct option long_opts[] = {
     {"collector", required_argument, NULL, OPT_COLLECTOR},
     {"db", required_argument, NULL, OPT_DB},
     {"watch", no_argument, NULL, OPT_WATCH},
+    {"since", required_argument, NULL, OPT_SINCE},
+    {"until", required_argument, NULL, OPT_UNTIL},
     {NULL, 0, NULL, 0},
 };
 
@@ -159,7 +175,38 @@ struct cli {
     int hide_sources;
     enum mesh_top_sort sort;
     double max_rps;
+    const char *db, *collector;
+    struct mesh_remote remote;
+    int window_set;             /* --since or --until given */
 };
+
+/* --since/--until: Unix seconds ("1700000000.5"), a UTC time
+ * ("2026-11-24T05:00:00Z"), or a duration ago ("10m"). */
+static int parse_time_us(const char *arg, uint64_t *us)
+{
+    char *end;
+    double secs = strtod(arg, &end);
+    if (end != arg && *end == '\0' && secs >= 0) {
+        *us = (uint64_t)(secs * 1e6);
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(arg, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end != NULL && (*end == '\0' || strcmp(end, "Z") == 0)) {
+        *us = (uint64_t)timegm(&tm) * 1000000u;
+        return 0;
+    }
+    uint64_t ago;
+    if (mesh_parse_duration_us(arg, &ago) == 0) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        uint64_t now = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+        *us = ago < now ? now - ago : 0;
+        return 0;
+    }
+    return MESH_EINVAL;
+}
 
 static int usage_error(const struct cli *c, const char *what, const char *problem)
 {
@@ -211,7 +258,18 @@ static int parse_args(struct cli *c, int argc, char **argv)
         case 't':
             if (mesh_parse_duration_us(optarg, &us) != 0 || us < 1000000)
                 return usage_error(c, optarg, "not a time window of 1s or more");
-            break; /* a capture is read whole; windows apply to live sources */
+            c->remote.last_us = us; /* a capture is read whole; windows apply to stores */
+            break;
+        case OPT_SINCE:
+            if (parse_time_us(optarg, &c->remote.since_us) != 0)
+                return usage_error(c, optarg, "not a time (Unix seconds, 2026-11-24T05:00:00Z, or 10m ago)");
+            c->window_set = 1; /* --since 0: from the first event on */
+            break;
+        case OPT_UNTIL:
+            if (parse_time_us(optarg, &c->remote.until_us) != 0)
+                return usage_error(c, optarg, "not a time (Unix seconds, 2026-11-24T05:00:00Z, or 10m ago)");
+            c->window_set = 1;
+            break;
         case 'q': c->src.summary = 0; break;
         case OPT_PCAP:
             if (c->src.nfiles == MESH_SOURCE_MAX_FILES)
@@ -250,10 +308,10 @@ static int parse_args(struct cli *c, int argc, char **argv)
             c->sort = (enum mesh_top_sort)k;
             break;
         }
-        case OPT_COLLECTOR: c->src.collector = optarg; break;
-        case OPT_DB: c->src.db = optarg; break;
+        case OPT_COLLECTOR: c->collector = optarg; break;
+        case OPT_DB: c->db = optarg; break;
         case OPT_WATCH:
-            return usage_error(c, "--watch", "live screens need a collector, which comes in a later version");
+            return usage_error(c, "--watch", "the live ncurses screen is not built yet");
         case '?':
         default:
             return usage_error(c, argv[optind - 1], optopt ? "option needs a value" : "unknown option");
@@ -287,6 +345,21 @@ static int parse_args(struct cli *c, int argc, char **argv)
         c->filter.from.ns = c->from_ns ? c->from_ns : c->ns;
     if (c->filter.to.type != MESH_RT_NONE)
         c->filter.to.ns = c->to_ns ? c->to_ns : c->ns;
+    if (strcmp(c->cmd, "replay") == 0)
+        return 0;
+    /* the views read one source: captures, a store, or a collector */
+    if ((c->src.nfiles > 0) + (c->db != NULL) + (c->collector != NULL) > 1)
+        return usage_error(c, "--pcap/--db/--collector", "give one source");
+    if (c->remote.last_us && c->window_set)
+        return usage_error(c, "-t", "give -t or --since/--until, not both");
+    if (c->src.nfiles == 0 && c->db == NULL && c->collector == NULL) {
+        const char *env = getenv("MESH_COLLECTOR");
+        c->collector = env && *env ? env : "127.0.0.1:8088";
+    }
+    if (!c->remote.last_us && !c->window_set)
+        c->remote.last_us = 60000000; /* Linkerd's default window: 1m */
+    c->remote.db = c->db;
+    c->remote.collector = c->collector;
     return 0;
 }
 
@@ -316,7 +389,8 @@ static int run_tap(struct cli *c)
         opts.filter.res = c->res[0];
     struct mesh_tap tap;
     mesh_tap_init(&tap, &opts, stdout);
-    int status = mesh_source_run(&c->src, c->cmd, on_tap, &tap);
+    int status = c->src.nfiles ? mesh_source_run(&c->src, c->cmd, on_tap, &tap)
+                               : mesh_remote_tap(&c->remote, c->cmd, &tap);
     if (tap.missed > 0)
         fprintf(stderr, "mesh %s: %llu requests not shown (--max-rps)\n", c->cmd,
                 (unsigned long long)tap.missed);
@@ -335,6 +409,8 @@ static int run_stat(struct cli *c)
         opts.res[0].type = MESH_RT_AUTH;
         opts.nres = 1;
     }
+    if (c->src.nfiles == 0)
+        return mesh_remote_stat(&c->remote, c->cmd, &opts);
     struct mesh_stat *st = mesh_stat_new(&opts);
     if (st == NULL)
         return MESH_EXIT_RUNTIME;
@@ -355,6 +431,8 @@ static int run_top(struct cli *c)
                                  .output = c->output, .sort = c->sort};
     if (c->nres == 1)
         opts.filter.res = c->res[0];
+    if (c->src.nfiles == 0)
+        return mesh_remote_top(&c->remote, c->cmd, &opts);
     struct mesh_top *top = mesh_top_new(&opts);
     if (top == NULL)
         return MESH_EXIT_RUNTIME;
@@ -416,8 +494,7 @@ int main(int argc, char **argv)
         if (c.output != MESH_OUT_TAP && c.output != MESH_OUT_JSON && c.output != MESH_OUT_WIDE)
             return usage_error(&c, "table", "replay prints tap, wide or json");
         /* for replay, --db and --collector say where the events go */
-        const char *db = c.src.db, *collector = c.src.collector;
-        c.src.db = c.src.collector = NULL;
+        const char *db = c.db, *collector = c.collector;
         if (db != NULL && collector != NULL)
             return usage_error(&c, "--db", "give --db or --collector, not both");
         if (db != NULL)

@@ -26,12 +26,6 @@ int mesh_source_run(const struct mesh_source *src, const char *prog, mesh_source
 {
     struct mesh_labelmap *labels = NULL;
     char err[512];
-    if (src->collector != NULL || src->db != NULL) {
-        fprintf(stderr, "mesh %s: %s: reading a %s is not implemented yet; use --pcap FILE\n", prog,
-                src->collector ? src->collector : src->db,
-                src->collector ? "collector" : "store");
-        return MESH_EXIT_USAGE;
-    }
     if (src->nfiles == 0) {
         fprintf(stderr, "mesh %s: no input: give a capture with --pcap FILE\n", prog);
         return MESH_EXIT_USAGE;

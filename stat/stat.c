@@ -25,8 +25,6 @@ struct mesh_stat {
     struct mesh_stat_opts opts;
     struct mesh_strmap rows;
     struct mesh_window window;
-    int many_ns;                    /* rows from more than one namespace */
-    char first_ns[128];
 };
 
 struct mesh_stat *mesh_stat_new(const struct mesh_stat_opts *opts)
@@ -71,10 +69,6 @@ static void count(struct mesh_stat *st, const struct mesh_evt *evt, enum mesh_rt
         snprintf(r->name, sizeof(r->name), "%s", name);
         mesh_hist_init(&r->hist);
         mesh_strmap_init(&r->conns, 1, STAT_MAX_CONNS);
-        if (st->rows.n == 1)
-            snprintf(st->first_ns, sizeof(st->first_ns), "%s", ns);
-        else if (strcmp(st->first_ns, ns) != 0)
-            st->many_ns = 1;
     }
     r->requests++;
     r->failures += (uint64_t)mesh_evt_failed(evt);
@@ -113,21 +107,20 @@ void mesh_stat_add(struct mesh_stat *st, const struct mesh_evt *evt)
 
 static int cmp_rows(const void *a, const void *b)
 {
-    const struct row *x = (*(struct mesh_strmap_entry *const *)a)->val;
-    const struct row *y = (*(struct mesh_strmap_entry *const *)b)->val;
+    const struct mesh_stat_row *x = a, *y = b;
     int c = (int)x->type - (int)y->type;
     if (c == 0)
         c = strcmp(x->ns, y->ns);
     return c ? c : strcmp(x->name, y->name);
 }
 
-static void render_json(struct mesh_stat *st, FILE *out, double secs)
+static void print_json(FILE *out, const struct mesh_stat_row *rows, size_t n)
 {
     struct mesh_buf b;
     mesh_buf_init(&b, (size_t)1 << 30);
     mesh_buf_appends(&b, "[");
-    for (size_t i = 0; i < st->rows.n; i++) {
-        const struct row *r = st->rows.order[i]->val;
+    for (size_t i = 0; i < n; i++) {
+        const struct mesh_stat_row *r = &rows[i];
         mesh_buf_appends(&b, i ? ",\n {" : "\n {");
         if (r->ns[0]) {
             mesh_buf_appends(&b, "\"namespace\":");
@@ -140,55 +133,53 @@ static void render_json(struct mesh_stat *st, FILE *out, double secs)
                         ",\"meshed\":null,\"requests\":%llu,\"failures\":%llu,"
                         "\"success\":%.6f,\"rps\":%.4f",
                         (unsigned long long)r->requests, (unsigned long long)r->failures,
-                        (double)(r->requests - r->failures) / (double)r->requests,
-                        (double)r->requests / secs);
-        static const double qs[] = {0.5, 0.95, 0.99};
+                        r->requests ? (double)(r->requests - r->failures) / (double)r->requests : 0,
+                        r->rps);
+        const int64_t q[] = {r->p50_us, r->p95_us, r->p99_us};
         static const char *const qn[] = {"p50", "p95", "p99"};
-        for (int q = 0; q < 3; q++) {
-            int64_t v = mesh_hist_quantile(&r->hist, qs[q]);
-            if (v < 0)
-                mesh_buf_printf(&b, ",\"latency_%s_us\":null", qn[q]);
+        for (int k = 0; k < 3; k++) {
+            if (q[k] < 0)
+                mesh_buf_printf(&b, ",\"latency_%s_us\":null", qn[k]);
             else
-                mesh_buf_printf(&b, ",\"latency_%s_us\":%lld", qn[q], (long long)v);
+                mesh_buf_printf(&b, ",\"latency_%s_us\":%lld", qn[k], (long long)q[k]);
         }
         mesh_buf_printf(&b,
-                        ",\"tcp_conn\":%zu,\"read_bytes_per_sec\":%.1f,"
+                        ",\"tcp_conn\":%llu,\"read_bytes_per_sec\":%.1f,"
                         "\"write_bytes_per_sec\":%.1f}",
-                        r->conns.n, (double)r->req_bytes / secs, (double)r->rsp_bytes / secs);
+                        (unsigned long long)r->tcp_conn, r->read_bytes_per_sec,
+                        r->write_bytes_per_sec);
     }
-    mesh_buf_appends(&b, st->rows.n ? "\n]\n" : "]\n");
+    mesh_buf_appends(&b, n ? "\n]\n" : "]\n");
     fwrite(b.data, 1, b.len, out);
     mesh_buf_free(&b);
 }
 
-void mesh_stat_render(struct mesh_stat *st, FILE *out)
+void mesh_stat_print(FILE *out, struct mesh_stat_row *rows, size_t n, enum mesh_output mode)
 {
-    double secs = mesh_window_seconds(&st->window);
-    if (st->rows.n > 1) /* qsort(NULL, 0, …) is undefined */
-        qsort(st->rows.order, st->rows.n, sizeof(*st->rows.order), cmp_rows);
-    if (st->opts.output == MESH_OUT_JSON) {
-        render_json(st, out, secs);
+    if (n > 1) /* qsort(NULL, 0, …) is undefined */
+        qsort(rows, n, sizeof(*rows), cmp_rows);
+    if (mode == MESH_OUT_JSON) {
+        print_json(out, rows, n);
         return;
     }
-    if (st->rows.n == 0) {
+    if (n == 0) {
         fprintf(out, "No traffic found.\n");
         return;
     }
-    int wide = st->opts.output == MESH_OUT_WIDE;
+    int wide = mode == MESH_OUT_WIDE, many_ns = 0;
     size_t wns = 9, wname = 4;
-    for (size_t i = 0; i < st->rows.n; i++) {
-        const struct row *r = st->rows.order[i]->val;
+    for (size_t i = 0; i < n; i++) {
         char full[300];
-        snprintf(full, sizeof(full), "%s/%s", mesh_rtype_name(r->type), r->name);
-        size_t w = mesh_str_width(full);
-        if (w > wname)
-            wname = w;
-        if (mesh_str_width(r->ns) > wns)
-            wns = mesh_str_width(r->ns);
+        snprintf(full, sizeof(full), "%s/%s", mesh_rtype_name(rows[i].type), rows[i].name);
+        if (mesh_str_width(full) > wname)
+            wname = mesh_str_width(full);
+        if (mesh_str_width(rows[i].ns) > wns)
+            wns = mesh_str_width(rows[i].ns);
+        many_ns |= strcmp(rows[i].ns, rows[0].ns) != 0;
     }
     if (wname > 60)
         wname = 60;
-    if (st->many_ns)
+    if (many_ns)
         mesh_fput_col(out, "NAMESPACE", wns, 3);
     mesh_fput_col(out, "NAME", wname, 3);
     fprintf(out, "%-6s   %8s   %9s   %11s   %11s   %11s   %8s", "MESHED", "SUCCESS", "RPS",
@@ -196,28 +187,57 @@ void mesh_stat_render(struct mesh_stat *st, FILE *out)
     if (wide)
         fprintf(out, "   %14s   %15s", "READ_BYTES/SEC", "WRITE_BYTES/SEC");
     fputc('\n', out);
-    for (size_t i = 0; i < st->rows.n; i++) {
-        const struct row *r = st->rows.order[i]->val;
+    for (size_t i = 0; i < n; i++) {
+        const struct mesh_stat_row *r = &rows[i];
         char full[300], succ[16], rps[24], p[3][24], rb[24], wb[24];
         snprintf(full, sizeof(full), "%s/%s", mesh_rtype_name(r->type), r->name);
-        if (st->many_ns)
+        if (many_ns)
             mesh_fput_col(out, r->ns[0] ? r->ns : "-", wns, 3);
         mesh_fput_col(out, full, wname, 3);
         mesh_fput_col(out, "-", 6, 3);
         mesh_fput_rcol(out, mesh_fmt_pct(succ, sizeof(succ),
-                                         (double)(r->requests - r->failures) / (double)r->requests),
+                                         r->requests ? (double)(r->requests - r->failures) /
+                                                           (double)r->requests
+                                                     : -1),
                        8, 3);
-        mesh_fput_rcol(out, mesh_fmt_rps(rps, sizeof(rps), (double)r->requests / secs), 9, 3);
-        mesh_fput_rcol(out, mesh_fmt_latency(p[0], sizeof(p[0]), mesh_hist_quantile(&r->hist, 0.5)), 11, 3);
-        mesh_fput_rcol(out, mesh_fmt_latency(p[1], sizeof(p[1]), mesh_hist_quantile(&r->hist, 0.95)), 11, 3);
-        mesh_fput_rcol(out, mesh_fmt_latency(p[2], sizeof(p[2]), mesh_hist_quantile(&r->hist, 0.99)), 11, 3);
-        fprintf(out, "%8zu", r->conns.n);
+        mesh_fput_rcol(out, mesh_fmt_rps(rps, sizeof(rps), r->rps), 9, 3);
+        mesh_fput_rcol(out, mesh_fmt_latency(p[0], sizeof(p[0]), r->p50_us), 11, 3);
+        mesh_fput_rcol(out, mesh_fmt_latency(p[1], sizeof(p[1]), r->p95_us), 11, 3);
+        mesh_fput_rcol(out, mesh_fmt_latency(p[2], sizeof(p[2]), r->p99_us), 11, 3);
+        fprintf(out, "%8llu", (unsigned long long)r->tcp_conn);
         if (wide)
             fprintf(out, "   %14s   %15s",
-                    mesh_fmt_bytes_rate(rb, sizeof(rb), (double)r->req_bytes / secs),
-                    mesh_fmt_bytes_rate(wb, sizeof(wb), (double)r->rsp_bytes / secs));
+                    mesh_fmt_bytes_rate(rb, sizeof(rb), r->read_bytes_per_sec),
+                    mesh_fmt_bytes_rate(wb, sizeof(wb), r->write_bytes_per_sec));
         fputc('\n', out);
     }
+}
+
+void mesh_stat_render(struct mesh_stat *st, FILE *out)
+{
+    double secs = mesh_window_seconds(&st->window);
+    struct mesh_stat_row *rows = calloc(st->rows.n ? st->rows.n : 1, sizeof(*rows));
+    if (rows == NULL)
+        return;
+    for (size_t i = 0; i < st->rows.n; i++) {
+        const struct row *r = st->rows.order[i]->val;
+        rows[i] = (struct mesh_stat_row){
+            .ns = r->ns,
+            .type = r->type,
+            .name = r->name,
+            .requests = r->requests,
+            .failures = r->failures,
+            .rps = (double)r->requests / secs,
+            .p50_us = mesh_hist_quantile(&r->hist, 0.5),
+            .p95_us = mesh_hist_quantile(&r->hist, 0.95),
+            .p99_us = mesh_hist_quantile(&r->hist, 0.99),
+            .tcp_conn = r->conns.n,
+            .read_bytes_per_sec = (double)r->req_bytes / secs,
+            .write_bytes_per_sec = (double)r->rsp_bytes / secs,
+        };
+    }
+    mesh_stat_print(out, rows, st->rows.n, st->opts.output);
+    free(rows);
 }
 
 void mesh_stat_free(struct mesh_stat *st)

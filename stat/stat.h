@@ -25,6 +25,23 @@ struct mesh_stat_opts {
     enum mesh_output output;
 };
 
+/* One row as every source gives it: a capture (aggregated here), a store or
+ * a collector (Query.Stat). Strings are borrowed. */
+struct mesh_stat_row {
+    const char *ns;             /* "" for ns and au rows */
+    enum mesh_rtype type;
+    const char *name;
+    uint64_t requests, failures;
+    double rps;
+    int64_t p50_us, p95_us, p99_us; /* -1: no latency */
+    uint64_t tcp_conn;
+    double read_bytes_per_sec, write_bytes_per_sec;
+};
+
+/* Prints |rows| (sorted here by type, namespace, name) as a table, wide
+ * table or JSON array. */
+void mesh_stat_print(FILE *out, struct mesh_stat_row *rows, size_t n, enum mesh_output mode);
+
 struct mesh_stat;
 
 struct mesh_stat *mesh_stat_new(const struct mesh_stat_opts *opts);

@@ -92,40 +92,39 @@ void mesh_top_add(struct mesh_top *top, const struct mesh_evt *evt)
 
 static enum mesh_top_sort sort_key;
 
-static double success_of(const struct row *r)
+static double success_of(const struct mesh_top_row *r)
 {
-    return (double)(r->count - r->failures) / (double)r->count;
+    return r->count ? (double)(r->count - r->failures) / (double)r->count : 0;
 }
 
 static int cmp_rows(const void *a, const void *b)
 {
-    const struct row *x = (*(struct mesh_strmap_entry *const *)a)->val;
-    const struct row *y = (*(struct mesh_strmap_entry *const *)b)->val;
+    const struct mesh_top_row *x = a, *y = b;
     int c = 0;
     switch (sort_key) {
     case MESH_TOP_BY_COUNT: c = (y->count > x->count) - (y->count < x->count); break;
-    case MESH_TOP_BY_BEST: c = (x->best > y->best) - (x->best < y->best); break;
-    case MESH_TOP_BY_WORST: c = (y->worst > x->worst) - (y->worst < x->worst); break;
-    case MESH_TOP_BY_LAST: c = (y->last > x->last) - (y->last < x->last); break;
+    case MESH_TOP_BY_BEST: c = (x->best_us > y->best_us) - (x->best_us < y->best_us); break;
+    case MESH_TOP_BY_WORST: c = (y->worst_us > x->worst_us) - (y->worst_us < x->worst_us); break;
+    case MESH_TOP_BY_LAST: c = (y->last_us > x->last_us) - (y->last_us < x->last_us); break;
     case MESH_TOP_BY_SUCCESS: c = (success_of(x) > success_of(y)) - (success_of(x) < success_of(y)); break;
     case MESH_TOP_BY_PATH: break;
     }
     if (c == 0)
         c = strcmp(x->path, y->path);
     if (c == 0)
-        c = strcmp(x->src, y->src);
-    return c ? c : strcmp(x->dst, y->dst);
+        c = strcmp(x->source, y->source);
+    return c ? c : strcmp(x->destination, y->destination);
 }
 
-static void render_json(struct mesh_top *top, FILE *out)
+static void print_json(FILE *out, const struct mesh_top_row *rows, size_t n)
 {
     struct mesh_buf b;
     mesh_buf_init(&b, (size_t)1 << 30);
     mesh_buf_appends(&b, "[");
-    for (size_t i = 0; i < top->rows.n; i++) {
-        const struct row *r = top->rows.order[i]->val;
+    for (size_t i = 0; i < n; i++) {
+        const struct mesh_top_row *r = &rows[i];
         const char *names[] = {"source", "destination", "method", "path"};
-        const char *vals[] = {r->src, r->dst, r->method, r->path};
+        const char *vals[] = {r->source, r->destination, r->method, r->path};
         mesh_buf_appends(&b, i ? ",\n {" : "\n {");
         for (int k = 0; k < 4; k++) {
             mesh_buf_printf(&b, "%s\"%s\":", k ? "," : "", names[k]);
@@ -135,7 +134,7 @@ static void render_json(struct mesh_top *top, FILE *out)
                         (unsigned long long)r->count, (unsigned long long)r->failures,
                         success_of(r));
         const char *ln[] = {"best_us", "worst_us", "last_us"};
-        int64_t lv[] = {r->best, r->worst, r->last};
+        int64_t lv[] = {r->best_us, r->worst_us, r->last_us};
         for (int k = 0; k < 3; k++) {
             if (lv[k] < 0)
                 mesh_buf_printf(&b, ",\"%s\":null", ln[k]);
@@ -144,28 +143,28 @@ static void render_json(struct mesh_top *top, FILE *out)
         }
         mesh_buf_appends(&b, "}");
     }
-    mesh_buf_appends(&b, top->rows.n ? "\n]\n" : "]\n");
+    mesh_buf_appends(&b, n ? "\n]\n" : "]\n");
     fwrite(b.data, 1, b.len, out);
     mesh_buf_free(&b);
 }
 
-void mesh_top_render(struct mesh_top *top, FILE *out)
+void mesh_top_print(FILE *out, struct mesh_top_row *rows, size_t n,
+                    const struct mesh_top_opts *opts, uint64_t over_cap)
 {
-    sort_key = top->opts.sort;
-    if (top->rows.n > 1) /* qsort(NULL, 0, …) is undefined */
-        qsort(top->rows.order, top->rows.n, sizeof(*top->rows.order), cmp_rows);
-    if (top->opts.output == MESH_OUT_JSON) {
-        render_json(top, out);
+    sort_key = opts->sort;
+    if (n > 1) /* qsort(NULL, 0, …) is undefined */
+        qsort(rows, n, sizeof(*rows), cmp_rows);
+    if (opts->output == MESH_OUT_JSON) {
+        print_json(out, rows, n);
         return;
     }
-    if (top->rows.n == 0) {
+    if (n == 0) {
         fprintf(out, "No traffic found.\n");
         return;
     }
     size_t w[4] = {6, 11, 6, 4};
-    for (size_t i = 0; i < top->rows.n; i++) {
-        const struct row *r = top->rows.order[i]->val;
-        const char *v[] = {r->src, r->dst, r->method, r->path};
+    for (size_t i = 0; i < n; i++) {
+        const char *v[] = {rows[i].source, rows[i].destination, rows[i].method, rows[i].path};
         for (int k = 0; k < 4; k++)
             if (mesh_str_width(v[k]) > w[k])
                 w[k] = mesh_str_width(v[k]);
@@ -173,7 +172,7 @@ void mesh_top_render(struct mesh_top *top, FILE *out)
     for (int k = 0; k < 4; k++)
         if (w[k] > 60)
             w[k] = 60;
-    int hide = top->opts.hide_sources;
+    int hide = opts->hide_sources;
     if (!hide)
         mesh_fput_col(out, "Source", w[0], 2);
     mesh_fput_col(out, "Destination", w[1], 2);
@@ -181,24 +180,38 @@ void mesh_top_render(struct mesh_top *top, FILE *out)
     mesh_fput_col(out, "Path", w[3], 2);
     fprintf(out, "%8s  %9s  %9s  %9s  %12s\n", "Count", "Best", "Worst", "Last",
             "Success Rate");
-    for (size_t i = 0; i < top->rows.n; i++) {
-        const struct row *r = top->rows.order[i]->val;
+    for (size_t i = 0; i < n; i++) {
+        const struct mesh_top_row *r = &rows[i];
         char b[3][24], pct[16];
         if (!hide)
-            mesh_fput_col(out, r->src, w[0], 2);
-        mesh_fput_col(out, r->dst, w[1], 2);
+            mesh_fput_col(out, r->source, w[0], 2);
+        mesh_fput_col(out, r->destination, w[1], 2);
         mesh_fput_col(out, r->method, w[2], 2);
         mesh_fput_col(out, r->path, w[3], 2);
         fprintf(out, "%8llu  ", (unsigned long long)r->count);
-        mesh_fput_rcol(out, mesh_fmt_latency(b[0], sizeof(b[0]), r->best), 9, 2);
-        mesh_fput_rcol(out, mesh_fmt_latency(b[1], sizeof(b[1]), r->worst), 9, 2);
-        mesh_fput_rcol(out, mesh_fmt_latency(b[2], sizeof(b[2]), r->last), 9, 2);
+        mesh_fput_rcol(out, mesh_fmt_latency(b[0], sizeof(b[0]), r->best_us), 9, 2);
+        mesh_fput_rcol(out, mesh_fmt_latency(b[1], sizeof(b[1]), r->worst_us), 9, 2);
+        mesh_fput_rcol(out, mesh_fmt_latency(b[2], sizeof(b[2]), r->last_us), 9, 2);
         mesh_fput_rcol(out, mesh_fmt_pct(pct, sizeof(pct), success_of(r)), 12, 0);
         fputc('\n', out);
     }
-    if (top->over_cap)
+    if (over_cap)
         fprintf(out, "(%llu requests not shown: more than %u rows)\n",
-                (unsigned long long)top->over_cap, MESH_TOP_MAX_ROWS);
+                (unsigned long long)over_cap, MESH_TOP_MAX_ROWS);
+}
+
+void mesh_top_render(struct mesh_top *top, FILE *out)
+{
+    struct mesh_top_row *rows = calloc(top->rows.n ? top->rows.n : 1, sizeof(*rows));
+    if (rows == NULL)
+        return;
+    for (size_t i = 0; i < top->rows.n; i++) {
+        const struct row *r = top->rows.order[i]->val;
+        rows[i] = (struct mesh_top_row){r->src,   r->dst,  r->method, r->path, r->count,
+                                        r->failures, r->best, r->worst,  r->last};
+    }
+    mesh_top_print(out, rows, top->rows.n, &top->opts, top->over_cap);
+    free(rows);
 }
 
 void mesh_top_free(struct mesh_top *top)

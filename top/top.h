@@ -26,6 +26,19 @@ struct mesh_top_opts {
     enum mesh_top_sort sort;
 };
 
+/* One row as every source gives it (a capture aggregated here, a store, a
+ * collector's Query.Top). Strings are borrowed. */
+struct mesh_top_row {
+    const char *source, *destination, *method, *path;
+    uint64_t count, failures;
+    int64_t best_us, worst_us, last_us; /* -1: none */
+};
+
+/* Sorts |rows| by |opts->sort| and prints them as a table or a JSON array;
+ * |over_cap| requests that did not fit in any row are mentioned. */
+void mesh_top_print(FILE *out, struct mesh_top_row *rows, size_t n,
+                    const struct mesh_top_opts *opts, uint64_t over_cap);
+
 struct mesh_top;
 
 struct mesh_top *mesh_top_new(const struct mesh_top_opts *opts);

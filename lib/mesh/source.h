@@ -1,8 +1,9 @@
-/* mesh/source.h — where the views get their events: one query layer.
+/* mesh/source.h — events from captures (--pcap, `mesh replay FILE…`).
  *
- * Today a source is one or more captures (--pcap, `mesh replay FILE…`), with
- * an optional label map. A collector (--collector) and a store (--db) plug
- * in here later, so the views never know where events came from.
+ * Runs one or more captures, with an optional label map, through a callback.
+ * Stores (--db) and collectors (--collector) answer the views' queries
+ * themselves (store/remote.h): the views print the same rows from any of the
+ * three.
  */
 #ifndef MESH_SOURCE_H
 #define MESH_SOURCE_H
@@ -17,8 +18,6 @@ struct mesh_source {
     const char *files[MESH_SOURCE_MAX_FILES];
     size_t nfiles;
     const char *labels_path;    /* NULL: none */
-    const char *collector;      /* not read yet */
-    const char *db;             /* not read yet */
     int summary;                /* print the replay summary on stderr */
 };
 
