@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libpcap-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev libncurses-dev
-  python3 tshark tcpdump
+  python3 tshark tcpdump sqlite3
   python3-grpcio python3-protobuf protobuf-compiler
 )
 missing=()
