@@ -42,6 +42,20 @@ t = threading.Thread(target=consume); t.start(); time.sleep(0.3)
 list(report(iter([pb.ReportRequest(sender_id="py", seq=4, events=[ev(40 + i, "/emojivoto.v1.VotingService/VoteDoughnut", 2) for i in range(3)])])))
 t.join(5); w.cancel()
 check("Watch: live events matching the filter", [(g.event.path, g.event.grpc_status) for g in got] == [("/emojivoto.v1.VotingService/VoteDoughnut", 2)] * 2, got)
+# a subscriber over its max_rps misses events and is told how many
+got2 = []
+w2 = watch(pb.WatchRequest(filter=pb.Filter(path_prefix="/slow"), max_rps=1))
+def consume2():
+    for we in w2:
+        got2.append(we)
+        if len(got2) >= 2: break
+t2 = threading.Thread(target=consume2); t2.start(); time.sleep(0.3)
+list(report(iter([pb.ReportRequest(sender_id="py", seq=5, events=[ev(50 + i, "/slow", 0) for i in range(10)])])))
+time.sleep(1.2)
+list(report(iter([pb.ReportRequest(sender_id="py", seq=6, events=[ev(60, "/slow", 0)])])))
+t2.join(5); w2.cancel()
+check("Watch max_rps: 1 event, then the next with missed=9", [g.missed for g in got2] == [0, 9], [(g.event.id, g.missed) for g in got2])
+
 def code_of(fn):
     try:
         fn(); return None
