@@ -445,7 +445,7 @@ static void conn_read(struct gconn *conn)
             size_t cmp = NGHTTP2_CLIENT_MAGIC_LEN - conn->magic_seen;
             if (cmp > (size_t)n)
                 cmp = (size_t)n;
-            if (memcmp(buf, NGHTTP2_CLIENT_MAGIC + conn->magic_seen, cmp) != 0) {
+            if (memcmp(buf, &NGHTTP2_CLIENT_MAGIC[conn->magic_seen], cmp) != 0) {
                 reply_http1(conn);
                 return;
             }
