@@ -379,6 +379,17 @@ static int retry_store(struct mesh_loop *loop, int64_t id, void *ctx)
     return 1000;
 }
 
+/* Ends a unary call with |msg| (NULL: we ran out of memory building it). */
+static void reply(struct collector *col, struct mesh_grpc_call *call, const ProtobufCMessage *msg)
+{
+    if (msg == NULL)
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    else if (send_msg(col, call, msg) == 0)
+        mesh_grpc_call_finish(call, MESH_GRPC_OK, NULL);
+    else
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "response too large");
+}
+
 /* --- Stat and Top ------------------------------------------------------------------------------ */
 
 static void stat_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
@@ -440,12 +451,7 @@ static void stat_on_message(struct mesh_grpc_call *call, const uint8_t *msg, siz
     resp.has_since_us = resp.has_until_us = 1;
     resp.since_us = r.since_us;
     resp.until_us = r.until_us;
-    if (rows == NULL || ptrs == NULL)
-        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
-    else if (send_msg(col, call, &resp.base) == 0)
-        mesh_grpc_call_finish(call, MESH_GRPC_OK, NULL);
-    else
-        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "response too large");
+    reply(col, call, rows && ptrs ? &resp.base : NULL);
     free(rows);
     free(ptrs);
     mesh_store_stat_result_free(&r);
@@ -498,12 +504,7 @@ static void top_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size
     }
     resp.n_rows = rows && ptrs ? r.nrows : 0;
     resp.rows = ptrs;
-    if (rows == NULL || ptrs == NULL)
-        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
-    else if (send_msg(col, call, &resp.base) == 0)
-        mesh_grpc_call_finish(call, MESH_GRPC_OK, NULL);
-    else
-        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "response too large");
+    reply(col, call, rows && ptrs ? &resp.base : NULL);
     free(rows);
     free(ptrs);
     mesh_store_top_result_free(&r);

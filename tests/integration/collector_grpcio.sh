@@ -9,13 +9,8 @@ set -u
 command -v protoc >/dev/null || skip "protoc (Debian protobuf-compiler) missing"
 mkdir -p "$WORK/py"
 protoc --python_out="$WORK/py" -I"$SRC/proto" "$SRC/proto/mesh/tap/v1/tap.proto"
-# port 0: the kernel picks a free one, the collector says which
-"$MESH" collector --listen 127.0.0.1:0 --db "$WORK/mesh.db" 2> "$WORK/collector.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$WORK"' EXIT
-for _ in $(seq 50); do grep -q listening "$WORK/collector.log" && break; sleep 0.1; done
-port=$(sed -n 's/.*, port \([0-9]*\) .*/\1/p' "$WORK/collector.log")
-[ -n "$port" ] || { echo "FAIL collector did not start: $(cat "$WORK/collector.log")"; exit 1; }
+start_collector
+pid=$cpid
 timeout 60 /usr/bin/python3 "$SRC/tests/tools/collector_client.py" 127.0.0.1:$port "$WORK/py"
 rc=$?
 kill -TERM $pid; wait $pid; crc=$?

@@ -11,14 +11,14 @@ pcap=$SHARED/corpus/emojivoto/grpc.pcap          # 300 exchanges
 files=(); for _ in $(seq 334); do files+=("$pcap"); done
 want=$((334 * 300))
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-start_collector() {
+start_on_port() { # the same port and store each time, so the sender finds it again
     "$MESH" collector --listen 127.0.0.1:$port --db "$WORK/mesh.db" 2>> "$WORK/collector.log" &
     cpid=$!
     for _ in $(seq 100); do [ "$(grep -c listening "$WORK/collector.log")" -ge "$1" ] && return; sleep 0.05; done
 }
 count() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from events").fetchone()[0])' "$WORK/mesh.db"; }
 trap 'kill -9 $cpid 2>/dev/null; rm -rf "$WORK"' EXIT
-start_collector 1
+start_on_port 1
 "$MESH" replay "${files[@]}" --collector 127.0.0.1:$port 2> "$WORK/replay.log" > /dev/null &
 rpid=$!
 # kill it once some, not all, events are in
@@ -30,7 +30,7 @@ done
 kill -9 $cpid; wait $cpid 2>/dev/null
 before=$(count)
 sleep 0.3
-start_collector 2
+start_on_port 2
 wait $rpid; rc=$?
 after=$(count)
 kill -TERM $cpid; wait $cpid

@@ -7,12 +7,7 @@ set -u
 . "$(dirname "$0")/../tools/testlib.sh"
 need_corpus
 C=$SHARED/corpus/emojivoto
-"$MESH" collector --listen 127.0.0.1:0 --db "$WORK/col.db" 2> "$WORK/collector.log" &
-cpid=$!
-trap 'kill $cpid 2>/dev/null; wait $cpid 2>/dev/null; rm -rf "$WORK"' EXIT
-for _ in $(seq 50); do grep -q listening "$WORK/collector.log" && break; sleep 0.1; done
-port=$(sed -n 's/.*, port \([0-9]*\) .*/\1/p' "$WORK/collector.log")
-[ -n "$port" ] || { echo "FAIL collector did not start: $(cat "$WORK/collector.log")"; exit 1; }
+start_collector
 export MESH_COLLECTOR=127.0.0.1:$port
 
 # stat_matches JSON EXPECT: one row per authority with tshark's counts
@@ -45,7 +40,7 @@ if out=$(stat_matches "$WORK/db.json" "$C/mixed.expect"); then ok "stat --db aft
 if grep -E '/emojivoto\.v1\.VotingService/VoteDoughnut ' "$WORK/top.txt" | grep -qE ' 0\.00%$'; then ok "top --collector lists VoteDoughnut at 0.00%"; else bad "top: $(head -3 "$WORK/top.txt")"; fi
 
 n=$(grep -c $'\t2$' "$C/grpc.expect")
-got=$("$MESH" tap --db "$WORK/col.db" --since 0 --path /emojivoto.v1.VotingService/VoteDoughnut -o json | grep -c '"grpc_status":2')
+got=$("$MESH" tap --db "$WORK/mesh.db" --since 0 --path /emojivoto.v1.VotingService/VoteDoughnut -o json | grep -c '"grpc_status":2')
 if [ "$got" -eq "$n" ]; then ok "tap --db: $got VoteDoughnut failures"; else bad "tap --db: $got, want $n"; fi
 
 # live: a tap on the collector while another replay streams in
