@@ -457,10 +457,10 @@ int mesh_store_open(const char *path, const struct mesh_store_opts *opts,
         /* NORMAL: a commit is durable against a process crash at once and
          * against power loss from the next checkpoint (store/SCHEMA.md) */
         if (exec_sql(db,
-                     o.sync_full ? "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4096; "
-                                   "PRAGMA journal_size_limit = 67108864;"
-                                 : "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4096; "
-                                   "PRAGMA journal_size_limit = 67108864;",
+                     o.sync_full ? "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 16384; "
+                                   "PRAGMA journal_size_limit = 268435456;"
+                                 : "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 16384; "
+                                   "PRAGMA journal_size_limit = 268435456;",
                      msg, sizeof(msg)) != SQLITE_OK) {
             rv = open_fail(err, errlen, MESH_EIO, "%s: %s", path, msg);
             goto fail;
