@@ -322,9 +322,12 @@ static void report_on_message(struct mesh_grpc_call *call, const uint8_t *msg, s
     struct mesh_evt *evts = NULL;
     if (req == NULL || req->sender_id == NULL || req->sender_id[0] == '\0' || !req->has_seq ||
         (evts = calloc(req->n_events ? req->n_events : 1, sizeof(*evts))) == NULL) {
+        /* decide before the arena goes: |req| lives in it */
+        int valid = req != NULL && req->sender_id != NULL && req->sender_id[0] != '\0' &&
+                    req->has_seq;
         arena_release(&p->arena);
         free(p);
-        if (req != NULL && evts == NULL && req->sender_id != NULL && req->has_seq)
+        if (valid)
             mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         else
             mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT,
