@@ -43,13 +43,22 @@ n=$(grep -c $'\t2$' "$C/grpc.expect")
 got=$("$MESH" tap --db "$WORK/mesh.db" --since 0 --path /emojivoto.v1.VotingService/VoteDoughnut -o json | grep -c '"grpc_status":2')
 if [ "$got" -eq "$n" ]; then ok "tap --db: $got VoteDoughnut failures"; else bad "tap --db: $got, want $n"; fi
 
-# live: a tap on the collector while another replay streams in
-timeout 5 "$MESH" tap --status 2xx -o json > "$WORK/live.json" 2> "$WORK/live.err" &
+# live: a tap on the collector while another replay streams in. A one-request
+# probe is replayed until the tap shows it, so the tap is known to be
+# subscribed before the measured replay starts (no sleep to guess it).
+timeout 60 "$MESH" tap --status 2xx -o json > "$WORK/live.json" 2> "$WORK/live.err" &
 tpid=$!
-sleep 0.5
+for _ in $(seq 100); do
+    "$MESH" replay -q "$SHARED/corpus/zeek/x-gzip.pcap" --collector "$MESH_COLLECTOR"
+    grep -q '"authority":"localhost"' "$WORK/live.json" && break
+    sleep 0.1
+done
 "$MESH" replay -q "$C/grpc.pcap" --collector "$MESH_COLLECTOR"
-sleep 0.5
+for _ in $(seq 100); do
+    [ "$(grep -c '"authority":"127.0.0.1:18080"' "$WORK/live.json")" -ge 300 ] && break
+    sleep 0.1
+done
 kill -INT $tpid; wait $tpid; trc=$?
-live=$(grep -c '"status":200' "$WORK/live.json")
+live=$(grep -c '"authority":"127.0.0.1:18080"' "$WORK/live.json")
 if [ "$live" -eq 300 ] && [ $trc -eq 0 ]; then ok "live tap saw all $live requests and quit cleanly on Ctrl-C"; else bad "live tap: $live events, exit $trc $(cat "$WORK/live.err")"; fi
 finish

@@ -32,29 +32,55 @@ r = top(pb.TopRequest(filter=pb.Filter(resource=pb.Resource(type="deploy", name=
 rows = [(x.source, x.destination, x.path, x.count, x.failures) for x in r.rows]
 check("Top: rows per path, VoteDoughnut all failed", rows == [("web", "voting", "/emojivoto.v1.VotingService/VoteJoy", 24, 0), ("web", "voting", "/emojivoto.v1.VotingService/VoteDoughnut", 6, 6)], rows)
 watch = ch.unary_stream("/mesh.tap.v1.Query/Watch", request_serializer=pb.WatchRequest.SerializeToString, response_deserializer=pb.WatchEvent.FromString)
+def subscribed(got, path):
+    """Reports one matching probe event at a time (sender "probe") until the
+    watch has delivered one: then it is known to be subscribed."""
+    for k in range(100):
+        probe.seq += 1
+        list(report(iter([pb.ReportRequest(sender_id="probe", seq=probe.seq, events=[ev(1000 + probe.seq, path, 0)])])))
+        time.sleep(0.05)
+        if got:
+            return True
+    return False
+class probe: seq = 0
+
 got = []
 w = watch(pb.WatchRequest(filter=pb.Filter(path_prefix="/emojivoto.v1.VotingService/VoteD")))
 def consume():
-    for we in w:
-        got.append(we); 
-        if len(got) >= 2: break
-t = threading.Thread(target=consume); t.start(); time.sleep(0.3)
+    try:
+        for we in w:
+            got.append(we)
+    except grpc.RpcError:
+        pass  # CANCELLED when the test is done with it
+t = threading.Thread(target=consume); t.start()
+check("Watch: subscribed", subscribed(got, "/emojivoto.v1.VotingService/VoteDeer"))
 list(report(iter([pb.ReportRequest(sender_id="py", seq=4, events=[ev(40 + i, "/emojivoto.v1.VotingService/VoteDoughnut", 2) for i in range(3)])])))
-t.join(5); w.cancel()
-check("Watch: live events matching the filter", [(g.event.path, g.event.grpc_status) for g in got] == [("/emojivoto.v1.VotingService/VoteDoughnut", 2)] * 2, got)
-# a subscriber over its max_rps misses events and is told how many
+for _ in range(100):
+    if sum(g.event.path.endswith("VoteDoughnut") for g in got) >= 3: break
+    time.sleep(0.05)
+w.cancel(); t.join(5)
+got = [g for g in got if g.event.path.endswith("VoteDoughnut")]
+check("Watch: live events matching the filter", [(g.event.path, g.event.grpc_status) for g in got] == [("/emojivoto.v1.VotingService/VoteDoughnut", 2)] * 3, got)
+# a subscriber over its max_rps misses events and is told how many: the probe
+# that shows it subscribed uses its token, so all 10 of the burst are missed
 got2 = []
 w2 = watch(pb.WatchRequest(filter=pb.Filter(path_prefix="/slow"), max_rps=1))
 def consume2():
-    for we in w2:
-        got2.append(we)
-        if len(got2) >= 2: break
-t2 = threading.Thread(target=consume2); t2.start(); time.sleep(0.3)
+    try:
+        for we in w2:
+            got2.append(we)
+    except grpc.RpcError:
+        pass
+t2 = threading.Thread(target=consume2); t2.start()
+check("Watch max_rps: subscribed", subscribed(got2, "/slow/probe"))
 list(report(iter([pb.ReportRequest(sender_id="py", seq=5, events=[ev(50 + i, "/slow", 0) for i in range(10)])])))
 time.sleep(1.2)
 list(report(iter([pb.ReportRequest(sender_id="py", seq=6, events=[ev(60, "/slow", 0)])])))
-t2.join(5); w2.cancel()
-check("Watch max_rps: 1 event, then the next with missed=9", [g.missed for g in got2] == [0, 9], [(g.event.id, g.missed) for g in got2])
+for _ in range(100):
+    if len(got2) >= 2: break
+    time.sleep(0.05)
+w2.cancel(); t2.join(5)
+check("Watch max_rps: the probe, then the next event with missed=10", [g.missed for g in got2] == [0, 10], [(g.event.path, g.missed) for g in got2])
 
 def code_of(fn):
     try:
