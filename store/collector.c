@@ -225,44 +225,51 @@ static void watch_publish(struct collector *col, const struct mesh_evt *evt,
     }
 }
 
-static void watch_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
+/* Every Watch call gets its watcher at once, so on_cancel always has one,
+ * even when the client goes away before sending its request. */
+static void watch_on_start(struct mesh_grpc_call *call, void *ctx)
 {
     struct collector *col = ctx;
-    Mesh__Tap__V1__WatchRequest *req = mesh__tap__v1__watch_request__unpack(NULL, len, msg);
-    struct watcher *w = NULL;
-    if (req == NULL) {
-        mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT, "not a WatchRequest");
-        return;
-    }
-    if (col->nwatchers == WATCH_MAX || (w = calloc(1, sizeof(*w))) == NULL) {
-        mesh__tap__v1__watch_request__free_unpacked(req, NULL);
-        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "too many watchers");
+    struct watcher *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     w->call = call;
     w->col = col;
-    w->req = req;
-    if (filter_from_pb(req->filter, &w->filter) != 0 || (req->has_max_rps && req->max_rps < 0)) {
-        watch_remove(col, w);
-        mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT, "bad filter");
+    mesh_grpc_call_set_ctx(call, w);
+}
+
+static void watch_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
+{
+    struct watcher *w = ctx;
+    struct collector *col = w->col;
+    const char *problem = NULL;
+    int status = MESH_GRPC_INVALID_ARGUMENT;
+    if ((w->req = mesh__tap__v1__watch_request__unpack(NULL, len, msg)) == NULL)
+        problem = "not a WatchRequest";
+    else if (filter_from_pb(w->req->filter, &w->filter) != 0 ||
+             (w->req->has_max_rps && w->req->max_rps < 0))
+        problem = "bad filter";
+    else if (col->nwatchers == WATCH_MAX) {
+        problem = "too many watchers";
+        status = MESH_GRPC_RESOURCE_EXHAUSTED;
+    }
+    if (problem != NULL) {
+        watch_remove(col, w); /* not on the list yet: frees it */
+        mesh_grpc_call_finish(call, status, problem);
         return;
     }
-    w->max_rps = req->has_max_rps ? req->max_rps : 0;
+    w->max_rps = w->req->has_max_rps ? w->req->max_rps : 0;
     w->tokens = w->max_rps;
     w->last_refill_us = mesh_loop_now_us();
     col->watchers[col->nwatchers++] = w;
-    mesh_grpc_call_set_ctx(call, w);
 }
 
 static void watch_on_cancel(struct mesh_grpc_call *call, void *ctx)
 {
     struct watcher *w = ctx;
-    /* before on_message the context is the collector itself */
-    for (size_t i = 0; i < w->col->nwatchers && w != (void *)w->col; i++)
-        if (w->col->watchers[i] == w) {
-            watch_remove(w->col, w);
-            return;
-        }
+    watch_remove(w->col, w);
 }
 
 /* --- Report ----------------------------------------------------------------------------------- */
@@ -358,11 +365,10 @@ static void report_on_half_close(struct mesh_grpc_call *call, void *ctx)
     }
 }
 
+/* on_start gave every call that was not refused its report_call. */
 static void report_on_cancel(struct mesh_grpc_call *call, void *ctx)
 {
-    struct report_call *rc = ctx;
-    if (rc != NULL && (void *)rc != (void *)rc->col)
-        report_forget(rc);
+    report_forget(ctx);
 }
 
 /* Commits every pending batch in one transaction, then acknowledges them and
@@ -595,6 +601,7 @@ static const struct mesh_grpc_handler report_handler = {
 static const struct mesh_grpc_handler stat_handler = {.on_message = stat_on_message};
 static const struct mesh_grpc_handler top_handler = {.on_message = top_on_message};
 static const struct mesh_grpc_handler watch_handler = {
+    .on_start = watch_on_start,
     .on_message = watch_on_message,
     .on_cancel = watch_on_cancel,
 };
