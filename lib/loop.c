@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ struct mesh_loop {
     sigset_t sigs_handled, sigs_blocked_by_us;
     mesh_signal_cb sig_cb[_NSIG];
     void *sig_ctx[_NSIG];
+    struct sigaction sig_old[_NSIG];  /* restored by mesh_loop_free */
 };
 
 uint64_t mesh_loop_now_us(void)
@@ -100,6 +102,9 @@ void mesh_loop_free(struct mesh_loop *loop)
         while (read(loop->sigfd, &info, sizeof(info)) == (ssize_t)sizeof(info))
             ;
         close(loop->sigfd);
+        for (int signo = 1; signo < _NSIG; signo++)
+            if (sigismember(&loop->sigs_handled, signo))
+                sigaction(signo, &loop->sig_old[signo], NULL);
         sigprocmask(SIG_UNBLOCK, &loop->sigs_blocked_by_us, NULL);
     }
     close(loop->epfd);
@@ -372,6 +377,21 @@ static void run_hooks(struct mesh_loop *loop)
 
 /* --- signals ------------------------------------------------------------------------------ */
 
+/* signalfd needs the signal blocked in every thread, but a process may have
+ * threads we did not start (the sanitizers' runtime, a library's) that do not
+ * block it; the kernel may deliver a process-wide signal there, and its
+ * default action would end the process. So a handler is installed too: it
+ * only runs in such a thread, and sends the signal on to the loop's thread,
+ * where it is blocked and waits for signalfd. */
+static pid_t loop_tid;
+
+static void forward_signal(int signo)
+{
+    int saved = errno;
+    syscall(SYS_tgkill, getpid(), loop_tid, signo);
+    errno = saved;
+}
+
 static void on_sigfd(struct mesh_loop *loop, int fd, unsigned events, void *ctx)
 {
     struct signalfd_siginfo info;
@@ -400,6 +420,13 @@ int mesh_loop_on_signal(struct mesh_loop *loop, int signo, mesh_signal_cb cb, vo
     if (!sigismember(&old, signo))
         sigaddset(&loop->sigs_blocked_by_us, signo);
     sigaddset(&loop->sigs_handled, signo);
+    struct sigaction act;
+    memset(&act, 0, sizeof(act));
+    act.sa_handler = forward_signal;
+    act.sa_flags = SA_RESTART;
+    sigfillset(&act.sa_mask);
+    loop_tid = (pid_t)syscall(SYS_gettid);
+    sigaction(signo, &act, &loop->sig_old[signo]);
     int fd = signalfd(loop->sigfd, &loop->sigs_handled, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
         return MESH_EIO;

@@ -46,8 +46,10 @@ if [ "$got" -eq "$n" ]; then ok "tap --db: $got VoteDoughnut failures"; else bad
 # live: a tap on the collector while another replay streams in. A one-request
 # probe is replayed until the tap shows it, so the tap is known to be
 # subscribed before the measured replay starts (no sleep to guess it).
-timeout 60 "$MESH" tap --status 2xx -o json > "$WORK/live.json" 2> "$WORK/live.err" &
+"$MESH" tap --status 2xx -o json > "$WORK/live.json" 2> "$WORK/live.err" &
 tpid=$!
+( sleep 60; kill -TERM $tpid 2>/dev/null ) &   # a watchdog, should the tap hang
+wpid=$!
 for _ in $(seq 100); do
     "$MESH" replay -q "$SHARED/corpus/zeek/x-gzip.pcap" --collector "$MESH_COLLECTOR"
     grep -q '"authority":"localhost"' "$WORK/live.json" && break
@@ -59,6 +61,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 kill -INT $tpid; wait $tpid; trc=$?
+kill $wpid 2>/dev/null
 live=$(grep -c '"authority":"127.0.0.1:18080"' "$WORK/live.json")
 if [ "$live" -eq 300 ] && [ $trc -eq 0 ]; then ok "live tap saw all $live requests and quit cleanly on Ctrl-C"; else bad "live tap: $live events, exit $trc $(cat "$WORK/live.err")"; fi
 finish
