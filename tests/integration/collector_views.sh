@@ -48,7 +48,9 @@ if [ "$got" -eq "$n" ]; then ok "tap --db: $got VoteDoughnut failures"; else bad
 # subscribed before the measured replay starts (no sleep to guess it).
 "$MESH" tap --status 2xx -o json > "$WORK/live.json" 2> "$WORK/live.err" &
 tpid=$!
-( sleep 60; kill -TERM $tpid 2>/dev/null ) &   # a watchdog, should the tap hang
+# a watchdog, should the tap hang; it takes its sleep with it when stopped and
+# holds no pipe of ctest's open
+( trap 'kill $s 2>/dev/null; exit 0' TERM; sleep 60 & s=$!; wait $s; kill -TERM $tpid 2>/dev/null ) > /dev/null 2>&1 &
 wpid=$!
 for _ in $(seq 100); do
     "$MESH" replay -q "$SHARED/corpus/zeek/x-gzip.pcap" --collector "$MESH_COLLECTOR"
