@@ -67,6 +67,13 @@ struct mesh_loop {
     struct sigaction sig_old[_NSIG];  /* restored by mesh_loop_free */
 };
 
+uint64_t mesh_wall_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 uint64_t mesh_loop_now_us(void)
 {
     struct timespec ts;

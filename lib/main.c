@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "mesh/err.h"
 #include "mesh/filter.h"
 #include "mesh/fmt.h"
+#include "mesh/loop.h"
 #include "mesh/source.h"
 #include "stat/stat.h"
 #include "store/collector.h"
@@ -199,9 +199,7 @@ static int parse_time_us(const char *arg, uint64_t *us)
     }
     uint64_t ago;
     if (mesh_parse_duration_us(arg, &ago) == 0) {
-        struct timeval tv;
-        gettimeofday(&tv, NULL);
-        uint64_t now = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+        uint64_t now = mesh_wall_now_us();
         *us = ago < now ? now - ago : 0;
         return 0;
     }

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "mesh/buf.h"
 #include "mesh/err.h"
@@ -116,13 +115,6 @@ struct collector {
     int store_failing;
     struct mesh_buf out;            /* packing buffer */
 };
-
-static uint64_t wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
 
 /* --- conversions from the wire ------------------------------------------------------------ */
 
@@ -476,7 +468,7 @@ static void stat_on_message(struct mesh_grpc_call *call, const uint8_t *msg, siz
     window_from_pb(req->window, &sreq.window);
     commit_pending(col->loop, col); /* a query sees every batch received before it */
     struct mesh_store_stat_result r;
-    if (mesh_store_stat(col->store, &sreq, wall_us(), &r) != 0) {
+    if (mesh_store_stat(col->store, &sreq, mesh_wall_now_us(), &r) != 0) {
         mesh__tap__v1__stat_request__free_unpacked(req, NULL);
         mesh_grpc_call_finish(call, MESH_GRPC_INTERNAL, mesh_store_errmsg(col->store));
         return;
@@ -536,7 +528,7 @@ static void top_on_message(struct mesh_grpc_call *call, const uint8_t *msg, size
     treq.limit = req->has_limit ? req->limit : 0;
     commit_pending(col->loop, col);
     struct mesh_store_top_result r;
-    if (mesh_store_top(col->store, &treq, wall_us(), &r) != 0) {
+    if (mesh_store_top(col->store, &treq, mesh_wall_now_us(), &r) != 0) {
         mesh__tap__v1__top_request__free_unpacked(req, NULL);
         mesh_grpc_call_finish(call, MESH_GRPC_INTERNAL, mesh_store_errmsg(col->store));
         return;
@@ -581,7 +573,7 @@ static int retain_step(struct mesh_loop *loop, int64_t id, void *ctx)
     struct mesh_store_retained done;
     if (col->store_failing || mesh_store_in_transaction(col->store))
         return 1000;
-    if (mesh_store_retain(col->store, col->retention_us, col->max_db_bytes, wall_us(),
+    if (mesh_store_retain(col->store, col->retention_us, col->max_db_bytes, mesh_wall_now_us(),
                           RETAIN_BUDGET, &more, &done) != 0)
         fprintf(stderr, "mesh collector: retention: %s\n", mesh_store_errmsg(col->store));
     return more ? 10 : 1000; /* small steps, so ingest never waits long */

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "mesh/err.h"
@@ -13,6 +12,15 @@
 #include "store.h"
 
 #define EXPORT_BATCH 1000u
+
+/* A sender id of this run's own, so replaying the same file again adds to
+ * the store instead of being taken for a resend. */
+static void make_sender_id(char *buf, size_t len)
+{
+    uint64_t now = mesh_wall_now_us();
+    snprintf(buf, len, "replay/%ld/%llu.%06llu", (long)getpid(),
+             (unsigned long long)(now / 1000000u), (unsigned long long)(now % 1000000u));
+}
 
 /* --- into a store ------------------------------------------------------------------------------ */
 
@@ -63,11 +71,7 @@ int mesh_export_db(const struct mesh_source *src, const char *prog, const char *
         free(s);
         return MESH_EXIT_USAGE;
     }
-    /* a sender id of its own, so a later replay of the same file adds to the store */
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    snprintf(s->sender, sizeof(s->sender), "replay/%ld/%ld.%06ld", (long)getpid(),
-             (long)tv.tv_sec, (long)tv.tv_usec);
+    make_sender_id(s->sender, sizeof(s->sender));
     int status = mesh_source_run(src, prog, db_add, s);
     db_flush(s);
     if (s->failed) {
@@ -140,15 +144,12 @@ int mesh_export_collector(const struct mesh_source *src, const char *prog, const
 {
     struct col_sink s;
     char err[512], sender[128];
-    struct timeval tv;
     memset(&s, 0, sizeof(s));
     s.patience_ms = patience_ms;
     signal(SIGPIPE, SIG_IGN);
     if ((s.loop = mesh_loop_new()) == NULL)
         return MESH_EXIT_RUNTIME;
-    gettimeofday(&tv, NULL);
-    snprintf(sender, sizeof(sender), "replay/%ld/%ld.%06ld", (long)getpid(), (long)tv.tv_sec,
-             (long)tv.tv_usec);
+    make_sender_id(sender, sizeof(sender));
     struct mesh_tapsend_opts opts = {
         .addr = addr, .sender_id = sender, .max_batches = 64, .on_progress = on_progress, .ctx = &s};
     s.ts = mesh_tapsend_new(s.loop, &opts, err, sizeof(err));

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "mesh/buf.h"
 #include "mesh/err.h"
@@ -15,13 +14,6 @@
 #include "store.h"
 
 #define QUERY_TIMEOUT_MS 10000u
-
-static uint64_t wall_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
 
 static struct mesh_store *open_db(const struct mesh_remote *rm, const char *prog)
 {
@@ -128,7 +120,7 @@ static int stat_db(const struct mesh_remote *rm, const char *prog, const struct 
                                       .window = store_window(rm)};
     struct mesh_store_stat_result res;
     int status = MESH_EXIT_OK;
-    if (mesh_store_stat(st, &req, wall_us(), &res) != 0) {
+    if (mesh_store_stat(st, &req, mesh_wall_now_us(), &res) != 0) {
         fprintf(stderr, "mesh %s: %s: %s\n", prog, rm->db, mesh_store_errmsg(st));
         mesh_store_close(st);
         return MESH_EXIT_RUNTIME;
@@ -221,7 +213,7 @@ int mesh_remote_top(const struct mesh_remote *rm, const char *prog, const struct
         struct mesh_store_top_req req = {.filter = opts->filter, .window = store_window(rm),
                                          .hide_sources = opts->hide_sources};
         struct mesh_store_top_result res;
-        if (mesh_store_top(st, &req, wall_us(), &res) != 0) {
+        if (mesh_store_top(st, &req, mesh_wall_now_us(), &res) != 0) {
             fprintf(stderr, "mesh %s: %s: %s\n", prog, rm->db, mesh_store_errmsg(st));
             mesh_store_close(st);
             return MESH_EXIT_RUNTIME;
@@ -341,7 +333,7 @@ int mesh_remote_tap(const struct mesh_remote *rm, const char *prog, struct mesh_
         if (st == NULL)
             return MESH_EXIT_USAGE;
         struct mesh_store_window window = store_window(rm);
-        int rv = mesh_store_events(st, &tap->opts.filter, &window, wall_us(), 0, 0, tap_db_event, tap);
+        int rv = mesh_store_events(st, &tap->opts.filter, &window, mesh_wall_now_us(), 0, 0, tap_db_event, tap);
         if (rv != 0)
             fprintf(stderr, "mesh %s: %s: %s\n", prog, rm->db, mesh_store_errmsg(st));
         mesh_store_close(st);

@@ -69,5 +69,7 @@ void mesh_loop_stop(struct mesh_loop *loop);
 
 /* CLOCK_MONOTONIC in µs. */
 uint64_t mesh_loop_now_us(void);
+/* CLOCK_REALTIME in µs since the epoch: event timestamps and query windows. */
+uint64_t mesh_wall_now_us(void);
 
 #endif
