@@ -8,6 +8,7 @@ PKGS=(
   libsqlite3-dev libncurses-dev
   python3 tshark tcpdump sqlite3
   python3-grpcio python3-protobuf protobuf-compiler
+  curl nghttp2-client nghttp2-server nginx-light haproxy wrk tmux prometheus
 )
 missing=()
 for p in "${PKGS[@]}"; do
