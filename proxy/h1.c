@@ -201,6 +201,10 @@ static int h1p_hop_by_hop(const char *name, const struct h1p_tokens *t)
         if (strcasecmp(name, "keep-alive") == 0)
             return 1;
         break;
+    case 'm': /* ours to set: proxy.h "who is calling" */
+        if (strcasecmp(name, PX_SRC_HEADER) == 0)
+            return 1;
+        break;
     case 'p':
         if (strcasecmp(name, "proxy-connection") == 0)
             return 1;
@@ -461,6 +465,13 @@ static int h1p_put_req_head(struct h1p_conn *hc, struct mesh_buf *out)
         rv |= h1p_puts(out, value);
         rv |= h1p_put(out, "\r\n", 2);
     }
+    char src[256];
+    size_t srclen = hc->conn->dir == MESH_DIR_OUTBOUND ? px_src_value(hc->px, src, sizeof(src)) : 0;
+    if (srclen > 0) {
+        rv |= h1p_puts(out, PX_SRC_HEADER ": ");
+        rv |= h1p_put(out, src, srclen);
+        rv |= h1p_put(out, "\r\n", 2);
+    }
     rv |= h1p_put(out, "\r\n", 2);
     return rv;
 }
@@ -519,6 +530,12 @@ static void h1p_req_finish(struct h1p_conn *hc)
     evt.req_bytes = req->req_bytes;
     evt.rsp_bytes = req->rsp_bytes;
     evt.dst = req->ep != NULL ? req->ep->name : NULL;
+    char src[256];
+    const char *src_hdr = hc->conn->dir == MESH_DIR_INBOUND
+                              ? mesh_h1_field_get(m->fields, m->fields_len, PX_SRC_HEADER)
+                              : NULL;
+    if (src_hdr != NULL)
+        px_src_parse(src_hdr, strlen(src_hdr), src, sizeof(src), &evt.src_labels);
     px_tap(hc->conn, req->route, &evt, req->n);
 
     struct h1p_up *up = req->up;

@@ -84,6 +84,8 @@ struct h2p_stream {
     int status, grpc_status;
     int64_t reset;
     const char *method, *scheme, *authority, *path, *host; /* in req.head */
+    const char *src_hdr; /* PX_SRC_HEADER on inbound, in req.head */
+    size_t src_hdr_len;
     char error[H2P_WHY];
     unsigned down_open : 1, up_open : 1, dispatched : 1, is_grpc : 1, rsp_final : 1,
         rsp_submitted : 1, rsp_end_sent : 1, ep_pending : 1, tapped : 1, up_reset : 1;
@@ -208,6 +210,8 @@ static int hop_by_hop(const struct h2p_field *f)
         return name_is(f, "te") && !(f->valuelen == 8 && memcmp(f->value, "trailers", 8) == 0);
     case 7:
         return name_is(f, "upgrade");
+    case sizeof(PX_SRC_HEADER) - 1: /* ours to set: proxy.h "who is calling" */
+        return name_is(f, PX_SRC_HEADER);
     case 10:
         return name_is(f, "connection") || name_is(f, "keep-alive");
     case 16:
@@ -220,14 +224,21 @@ static int hop_by_hop(const struct h2p_field *f)
 }
 
 /* |fields| as an nghttp2_nv array (the connection's scratch), minus the
- * hop-by-hop ones. NULL when out of memory. */
-static nghttp2_nv *fields_nva(struct h2p_conn *h2c, const struct mesh_buf *fields, size_t *count)
+ * hop-by-hop ones, plus |extra| when not NULL. NULL when out of memory. */
+static nghttp2_nv *fields_nva(struct h2p_conn *h2c, const struct mesh_buf *fields, size_t *count,
+                              const nghttp2_nv *extra)
 {
     struct h2p_field f;
     size_t n = 0, at = 0;
-    while (field_next(fields, &at, &f)) {
-        if (hop_by_hop(&f))
+    int more;
+    while ((more = field_next(fields, &at, &f)) || extra != NULL) {
+        if (!more) {
+            f = (struct h2p_field){(const char *)extra->name, (const char *)extra->value,
+                                   extra->namelen, extra->valuelen, 0};
+            extra = NULL;
+        } else if (hop_by_hop(&f)) {
             continue;
+        }
         if (n == h2c->nva_alloc) {
             size_t alloc = h2c->nva_alloc ? h2c->nva_alloc * 2 : 32;
             nghttp2_nv *nva = realloc(h2c->nva, alloc * sizeof(*nva));
@@ -471,6 +482,9 @@ static void stream_tap(struct h2p_stream *s)
     evt.req_bytes = s->req.bytes;
     evt.rsp_bytes = s->rsp.bytes;
     evt.dst = s->ep != NULL ? s->ep->name : NULL;
+    char src[256];
+    if (s->src_hdr != NULL)
+        px_src_parse(s->src_hdr, s->src_hdr_len, src, sizeof(src), &evt.src_labels);
     px_tap(s->h2c->conn, s->route, &evt, (uint64_t)s->down_id);
 }
 
@@ -553,7 +567,7 @@ static ssize_t body_read(nghttp2_session *session, int32_t stream_id, uint8_t *b
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (half->has_tail) {
             size_t count;
-            nghttp2_nv *nva = fields_nva(s->h2c, &half->tail, &count);
+            nghttp2_nv *nva = fields_nva(s->h2c, &half->tail, &count, NULL);
             if (nva != NULL && nghttp2_submit_trailer(session, stream_id, nva, count) == 0)
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         }
@@ -1154,6 +1168,9 @@ static void stream_dispatch(struct h2p_stream *s)
             s->host = f.value;
         } else if (name_is(&f, "content-type")) {
             s->is_grpc = f.valuelen >= 16 && memcmp(f.value, "application/grpc", 16) == 0;
+        } else if (name_is(&f, PX_SRC_HEADER) && h2c->conn->dir == MESH_DIR_INBOUND) {
+            s->src_hdr = f.value;
+            s->src_hdr_len = f.valuelen;
         }
     }
     if (s->req.overflow) {
@@ -1175,7 +1192,14 @@ static void stream_dispatch(struct h2p_stream *s)
     s->ep_pending = 1;
     struct h2p_up *up = up_get(h2c, s->ep, why, sizeof(why));
     size_t count = 0;
-    nghttp2_nv *nva = up != NULL ? fields_nva(h2c, &s->req.head, &count) : NULL;
+    char src[256];
+    nghttp2_nv src_nv = {(uint8_t *)PX_SRC_HEADER, (uint8_t *)src, sizeof(PX_SRC_HEADER) - 1, 0,
+                         NGHTTP2_NV_FLAG_NONE};
+    if (h2c->conn->dir == MESH_DIR_OUTBOUND)
+        src_nv.valuelen = px_src_value(px, src, sizeof(src));
+    nghttp2_nv *nva =
+        up != NULL ? fields_nva(h2c, &s->req.head, &count, src_nv.valuelen ? &src_nv : NULL)
+                   : NULL;
     if (up != NULL && nva == NULL)
         snprintf(why, sizeof(why), "out of memory");
     if (nva != NULL) {
@@ -1406,7 +1430,7 @@ static void stream_respond(struct h2p_stream *s, int end)
     if (!s->down_open)
         return;
     size_t count;
-    nghttp2_nv *nva = fields_nva(h2c, &s->rsp.head, &count);
+    nghttp2_nv *nva = fields_nva(h2c, &s->rsp.head, &count, NULL);
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = body_read};
     if (nva == NULL || nghttp2_submit_response(h2c->side.session, s->down_id, nva, count,
                                                end ? NULL : &prd) != 0) {

@@ -167,6 +167,40 @@ int px_connect(const struct px_endpoint *ep)
     return fd;
 }
 
+/* ---- who is calling ----------------------------------------------------------------------- */
+
+size_t px_src_value(const struct px *px, char *buf, size_t len)
+{
+    const struct mesh_labels *self = &px->cfg.self;
+    if (self->ns == NULL && self->deploy == NULL && self->pod == NULL)
+        return 0;
+    int n = snprintf(buf, len, "%s/%s/%s", self->ns ? self->ns : "",
+                     self->deploy ? self->deploy : "", self->pod ? self->pod : "");
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
+                  struct mesh_labels *labels)
+{
+    const char **parts[3] = {&labels->ns, &labels->deploy, &labels->pod};
+    memset(labels, 0, sizeof(*labels));
+    if (storelen == 0)
+        return;
+    if (len >= storelen)
+        len = storelen - 1;
+    memcpy(store, value, len);
+    store[len] = 0;
+    char *at = store;
+    for (int i = 0; i < 3 && at != NULL; i++) {
+        char *slash = i < 2 ? strchr(at, '/') : NULL;
+        if (slash != NULL)
+            *slash = 0;
+        if (*at != 0)
+            *parts[i] = at;
+        at = slash != NULL ? slash + 1 : NULL;
+    }
+}
+
 /* ---- tap --------------------------------------------------------------------------------- */
 
 void px_tap(struct px_conn *conn, const struct px_route *route, struct mesh_evt *evt,
@@ -187,7 +221,7 @@ void px_tap(struct px_conn *conn, const struct px_route *route, struct mesh_evt 
         evt->src_labels = px->cfg.self;
         evt->dst_labels = *other;
     } else {
-        evt->dst_labels = px->cfg.self;
+        evt->dst_labels = px->cfg.self; /* src_labels: what the caller's proxy said, if any */
     }
     if (px->tap != NULL)
         mesh_tapsend_add(px->tap, evt); /* a full queue drops and counts; never blocks */

@@ -190,6 +190,23 @@ void px_balance_seed(uint64_t seed);
  * watch it for MESH_WRITE and read SO_ERROR. Returns the fd or MESH_EIO. */
 int px_connect(const struct px_endpoint *ep);
 
+/* ---- who is calling ------------------------------------------------------------------------ */
+
+/* An outbound proxy tells the inbound proxy on the other side whose request
+ * it forwards: it adds "mesh-src: NAMESPACE/DEPLOYMENT/POD" (its own labels,
+ * any part may be empty) and the inbound proxy takes it off before the
+ * application sees it, and labels the event's source with it. Both strip
+ * whatever a client sent under that name, so an application cannot pose as
+ * another workload by accident. (Linkerd learns this from mTLS identities;
+ * mesh has no TLS between proxies, so this is labelling, not authentication.) */
+#define PX_SRC_HEADER "mesh-src"
+/* This proxy's value for the header into |buf|; its length, 0 when the proxy
+ * has no labels (then no header is sent). */
+size_t px_src_value(const struct px *px, char *buf, size_t len);
+/* Parses a header value into |labels|, its strings in |store|. */
+void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
+                  struct mesh_labels *labels);
+
 /* ---- tap and metrics -------------------------------------------------------------------- */
 
 /* One finished request on |conn|. The module fills what the request said
@@ -197,7 +214,8 @@ int px_connect(const struct px_endpoint *ep);
  * error, latency_us, duration_us, req_bytes, rsp_bytes), |dst| (the endpoint
  * or upstream address) and |id| as the stream number ("7" → "CONN:7" is
  * made here). px_tap fills direction, src, the labels (this proxy's own, and
- * |route|'s for the other side; |route| may be NULL), sends the event to the
+ * |route|'s for the other side; |route| may be NULL; an inbound event keeps
+ * the src_labels the module read from PX_SRC_HEADER), sends the event to the
  * collector (or counts it dropped) and updates the request metrics. */
 void px_tap(struct px_conn *conn, const struct px_route *route, struct mesh_evt *evt,
             uint64_t stream);
