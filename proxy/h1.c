@@ -81,6 +81,7 @@ struct h1p_req {
     int rsp_trailers_sent, req_trailers_sent;
     int up_reusable;
     int retried;
+    char dst_hdr[128]; /* PX_DST_HEADER of the response (outbound), "" if none */
 };
 
 struct h1p_conn {
@@ -202,7 +203,7 @@ static int h1p_hop_by_hop(const char *name, const struct h1p_tokens *t)
             return 1;
         break;
     case 'm': /* ours to set: proxy.h "who is calling" */
-        if (strcasecmp(name, PX_SRC_HEADER) == 0)
+        if (strcasecmp(name, PX_SRC_HEADER) == 0 || strcasecmp(name, PX_DST_HEADER) == 0)
             return 1;
         break;
     case 'p':
@@ -536,6 +537,9 @@ static void h1p_req_finish(struct h1p_conn *hc)
                               : NULL;
     if (src_hdr != NULL)
         px_src_parse(src_hdr, strlen(src_hdr), src, sizeof(src), &evt.src_labels);
+    char dst[sizeof(req->dst_hdr)];
+    if (req->dst_hdr[0] != 0)
+        px_src_parse(req->dst_hdr, strlen(req->dst_hdr), dst, sizeof(dst), &evt.dst_labels);
     px_tap(hc->conn, req->route, &evt, req->n);
 
     struct h1p_up *up = req->up;
@@ -772,6 +776,14 @@ static int h1p_put_rsp_head(struct h1p_conn *hc, const struct mesh_h1_msg *m, in
         rv |= h1p_puts(out, value);
         rv |= h1p_put(out, "\r\n", 2);
     }
+    char dst[256];
+    size_t dstlen =
+        final && hc->conn->dir == MESH_DIR_INBOUND ? px_src_value(hc->px, dst, sizeof(dst)) : 0;
+    if (dstlen > 0) {
+        rv |= h1p_puts(out, PX_DST_HEADER ": ");
+        rv |= h1p_put(out, dst, dstlen);
+        rv |= h1p_put(out, "\r\n", 2);
+    }
     if (final && !hc->keep_alive)
         rv |= h1p_puts(out, "Connection: close\r\n");
     else if (final && hc->version < 11)
@@ -798,6 +810,11 @@ static void h1p_rsp_head(struct h1p_conn *hc, struct h1p_up *up)
     uint64_t now = mesh_loop_now_us();
     req->latency_us = (int64_t)(now - req->start_us);
     req->status = m->status;
+    const char *dst = hc->conn->dir == MESH_DIR_OUTBOUND
+                          ? mesh_h1_field_get(m->fields, m->fields_len, PX_DST_HEADER)
+                          : NULL;
+    if (dst != NULL)
+        snprintf(req->dst_hdr, sizeof(req->dst_hdr), "%s", dst);
     if ((m->flags & MESH_H1_F_CLOSE) || (m->version < 11 && !(m->flags & MESH_H1_F_KEEP_ALIVE)) ||
         m->framing == MESH_H1_UNTIL_CLOSE)
         req->up_reusable = 0;

@@ -211,7 +211,7 @@ static int hop_by_hop(const struct h2p_field *f)
     case 7:
         return name_is(f, "upgrade");
     case sizeof(PX_SRC_HEADER) - 1: /* ours to set: proxy.h "who is calling" */
-        return name_is(f, PX_SRC_HEADER);
+        return name_is(f, PX_SRC_HEADER) || name_is(f, PX_DST_HEADER);
     case 10:
         return name_is(f, "connection") || name_is(f, "keep-alive");
     case 16:
@@ -277,6 +277,16 @@ static int field_code(const struct mesh_buf *fields, const char *name)
         if (name_is(&f, name))
             return parse_code(f.value, f.valuelen);
     return -1;
+}
+
+/* The first field called |name| in |fields|, into |out|: 1, or 0 when none. */
+static int field_get(const struct mesh_buf *fields, const char *name, struct h2p_field *out)
+{
+    size_t at = 0;
+    while (field_next(fields, &at, out))
+        if (name_is(out, name))
+            return 1;
+    return 0;
 }
 
 static const struct px_limits *h2c_limits(const struct h2p_conn *h2c)
@@ -482,9 +492,12 @@ static void stream_tap(struct h2p_stream *s)
     evt.req_bytes = s->req.bytes;
     evt.rsp_bytes = s->rsp.bytes;
     evt.dst = s->ep != NULL ? s->ep->name : NULL;
-    char src[256];
+    char src[256], dst[256];
+    struct h2p_field f;
     if (s->src_hdr != NULL)
         px_src_parse(s->src_hdr, s->src_hdr_len, src, sizeof(src), &evt.src_labels);
+    if (s->h2c->conn->dir == MESH_DIR_OUTBOUND && field_get(&s->rsp.head, PX_DST_HEADER, &f))
+        px_src_parse(f.value, f.valuelen, dst, sizeof(dst), &evt.dst_labels);
     px_tap(s->h2c->conn, s->route, &evt, (uint64_t)s->down_id);
 }
 
@@ -1430,7 +1443,12 @@ static void stream_respond(struct h2p_stream *s, int end)
     if (!s->down_open)
         return;
     size_t count;
-    nghttp2_nv *nva = fields_nva(h2c, &s->rsp.head, &count, NULL);
+    char dst[256];
+    nghttp2_nv dst_nv = {(uint8_t *)PX_DST_HEADER, (uint8_t *)dst, sizeof(PX_DST_HEADER) - 1, 0,
+                         NGHTTP2_NV_FLAG_NONE};
+    if (h2c->conn->dir == MESH_DIR_INBOUND)
+        dst_nv.valuelen = px_src_value(h2c->conn->px, dst, sizeof(dst));
+    nghttp2_nv *nva = fields_nva(h2c, &s->rsp.head, &count, dst_nv.valuelen ? &dst_nv : NULL);
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = body_read};
     if (nva == NULL || nghttp2_submit_response(h2c->side.session, s->down_id, nva, count,
                                                end ? NULL : &prd) != 0) {

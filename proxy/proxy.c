@@ -219,7 +219,9 @@ void px_tap(struct px_conn *conn, const struct px_route *route, struct mesh_evt 
     const struct mesh_labels *other = route != NULL ? &route->labels : &none;
     if (conn->dir == MESH_DIR_OUTBOUND) {
         evt->src_labels = px->cfg.self;
-        evt->dst_labels = *other;
+        const struct mesh_labels *said = &evt->dst_labels; /* PX_DST_HEADER */
+        if (said->ns == NULL && said->deploy == NULL && said->pod == NULL)
+            evt->dst_labels = *other;
     } else {
         evt->dst_labels = px->cfg.self; /* src_labels: what the caller's proxy said, if any */
     }

@@ -200,6 +200,11 @@ int px_connect(const struct px_endpoint *ep);
  * another workload by accident. (Linkerd learns this from mTLS identities;
  * mesh has no TLS between proxies, so this is labelling, not authentication.) */
 #define PX_SRC_HEADER "mesh-src"
+/* The same the other way: the inbound proxy adds "mesh-dst: NS/DEPLOY/POD" to
+ * the response, the outbound proxy takes it off and labels its event's
+ * destination with it (better than a route's @NS/DEPLOY: it names the pod
+ * that answered, and works for destinations no route names). */
+#define PX_DST_HEADER "mesh-dst"
 /* This proxy's value for the header into |buf|; its length, 0 when the proxy
  * has no labels (then no header is sent). */
 size_t px_src_value(const struct px *px, char *buf, size_t len);
@@ -215,7 +220,8 @@ void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
  * or upstream address) and |id| as the stream number ("7" → "CONN:7" is
  * made here). px_tap fills direction, src, the labels (this proxy's own, and
  * |route|'s for the other side; |route| may be NULL; an inbound event keeps
- * the src_labels the module read from PX_SRC_HEADER), sends the event to the
+ * the src_labels the module read from PX_SRC_HEADER, an outbound one the
+ * dst_labels from PX_DST_HEADER), sends the event to the
  * collector (or counts it dropped) and updates the request metrics. */
 void px_tap(struct px_conn *conn, const struct px_route *route, struct mesh_evt *evt,
             uint64_t stream);

@@ -3,7 +3,9 @@
 # (test/client) → inbound proxy (test/server) → application. The outbound
 # proxy says whose request it forwards (mesh-src), the inbound one takes that
 # off before the application sees it and labels its events' source with it;
-# what a client sends under that name itself is dropped, never believed.
+# the inbound proxy answers with its own labels (mesh-dst), which label the
+# outbound event's destination though the route names none. What a client
+# or an application sends under those names is dropped, never believed.
 # Both proxies' events reach one collector, for HTTP/1.1 and for h2c.
 # Usage: proxy_chain.sh BUILD_DIR SOURCE_DIR SHARED_DIR
 set -u
@@ -22,7 +24,8 @@ class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         body = "".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.send_header("mesh-dst", "evil/evil/evil"); self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): pass
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
@@ -45,27 +48,30 @@ chain() { # APP_PORT: starts the two proxies in front of it; sets out_port
         --admin off --collector 127.0.0.1:$port --namespace test --deployment server --pod server-0 || exit 1
     local in_port=$pin
     start_proxy "client-$1" --outbound 127.0.0.1:0 --admin off --collector 127.0.0.1:$port \
-        --route "svc.test:80=127.0.0.1:$in_port@test/server" --namespace test --deployment client --pod client-0 || exit 1
+        --route "svc.test:80=127.0.0.1:$in_port" --namespace test --deployment client --pod client-0 || exit 1
     out_port=$pout
 }
 chain $aport
-seen=$(curl -s -H "Host: svc.test:80" -H "mesh-src: evil/evil/evil" "http://127.0.0.1:$out_port/hello")
+seen=$(curl -s -D "$WORK/h1.head" -H "Host: svc.test:80" -H "mesh-src: evil/evil/evil" "http://127.0.0.1:$out_port/hello")
 [ -n "$seen" ] && ! grep -q "^mesh-src" <<< "$seen" && ok "HTTP/1.1: the application does not see mesh-src" ||
     bad "HTTP/1.1: the application saw: $(grep -i mesh-src <<< "$seen")"
+! grep -qi "^mesh-dst" "$WORK/h1.head" && ok "HTTP/1.1: the client does not see mesh-dst" ||
+    bad "HTTP/1.1: the client saw: $(grep -i mesh-dst "$WORK/h1.head")"
 curl -s -o /dev/null -H "Host: svc.test:80" "http://127.0.0.1:$out_port/second"
 h1_out=$out_port
 chain $hport
-nghttp -s -H ":authority: svc.test:80" -H "mesh-src: evil/evil/evil" "http://127.0.0.1:$out_port/index.html" > "$WORK/nghttp.out" 2>&1 &&
+nghttp -v -H ":authority: svc.test:80" -H "mesh-src: evil/evil/evil" "http://127.0.0.1:$out_port/index.html" > "$WORK/nghttp.out" 2>&1 &&
     ok "h2c through both proxies" || bad "h2c: $(tail -3 "$WORK/nghttp.out")"
+! grep -q "mesh-dst" "$WORK/nghttp.out" && ok "h2c: the client does not see mesh-dst" || bad "h2c: the client saw mesh-dst"
 stop_proxies # SIGTERM: each drains and delivers its events before exiting
 
 q() { sqlite3 -readonly "file:$WORK/mesh.db" "$1" 2>&1; }
 # every request gives two events: the client's outbound one and the server's inbound one
 got=$(q "select proxy_direction, proto, path, ifnull(src_ns,'-') || '/' || ifnull(src_deploy,'-') || '/' || ifnull(src_pod,'-'),
-                ifnull(dst_ns,'-') || '/' || ifnull(dst_deploy,'-'), status
+                ifnull(dst_ns,'-') || '/' || ifnull(dst_deploy,'-') || '/' || ifnull(dst_pod,'-'), status
          from events order by proto, path, proxy_direction" | tr '\n' ' ')
-want="inbound h2 /index.html test/client/client-0 test/server 200 outbound h2 /index.html test/client/client-0 test/server 200 inbound http/1.1 /hello test/client/client-0 test/server 200 outbound http/1.1 /hello test/client/client-0 test/server 200 inbound http/1.1 /second test/client/client-0 test/server 200 outbound http/1.1 /second test/client/client-0 test/server 200 "
+want="inbound h2 /index.html test/client/client-0 test/server/server-0 200 outbound h2 /index.html test/client/client-0 test/server/server-0 200 inbound http/1.1 /hello test/client/client-0 test/server/server-0 200 outbound http/1.1 /hello test/client/client-0 test/server/server-0 200 inbound http/1.1 /second test/client/client-0 test/server/server-0 200 outbound http/1.1 /second test/client/client-0 test/server/server-0 200 "
 got=$(tr '|' ' ' <<< "$got")
-[ "$got" = "$want" ] && ok "six events, the inbound ones labelled from test/client/client-0, none from evil" ||
+[ "$got" = "$want" ] && ok "six events, from test/client/client-0 to test/server/server-0 on both sides, none from evil" ||
     { bad "events differ"; echo " got: $got"; echo "want: $want"; }
 finish
