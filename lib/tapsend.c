@@ -36,6 +36,7 @@ struct mesh_tapsend {
     struct batch *next_to_send;     /* first not yet sent on the current call */
     size_t nbatches;
     uint64_t next_seq;
+    int64_t flush_timer;            /* armed while the open batch has events */
     unsigned backoff_ms;
     int64_t reconnect_timer;
     char last_error[256];
@@ -102,6 +103,24 @@ static void on_ack(struct mesh_grpc_call *call, const uint8_t *msg, size_t len, 
 }
 
 static void start_call(struct mesh_tapsend *ts);
+
+static int on_flush_timer(struct mesh_loop *loop, int64_t id, void *ctx)
+{
+    struct mesh_tapsend *ts = ctx;
+    if (ts->open_events == 0) {
+        ts->flush_timer = 0;
+        return MESH_TIMER_DONE;
+    }
+    /* Seal only what can go out now, and not while half the queue waits for
+     * acks: small batches then would eat the capacity meant for an outage. */
+    if (ts->call != NULL && mesh_grpc_client_state(ts->client) == MESH_GRPC_CONNECTED &&
+        ts->nbatches < (ts->opts.max_batches + 1) / 2) {
+        ts->flush_timer = 0;
+        mesh_tapsend_flush(ts);
+        return MESH_TIMER_DONE;
+    }
+    return (int)ts->opts.flush_ms;
+}
 
 static int reconnect(struct mesh_loop *loop, int64_t id, void *ctx)
 {
@@ -187,6 +206,8 @@ struct mesh_tapsend *mesh_tapsend_new(struct mesh_loop *loop, const struct mesh_
         ts->opts.batch_events = 1000;
     if (ts->opts.max_batches == 0)
         ts->opts.max_batches = 64;
+    if (ts->opts.flush_ms == 0)
+        ts->opts.flush_ms = 100;
     ts->tail = &ts->head;
     ts->next_seq = 1;
     ts->backoff_ms = BACKOFF_MIN_MS;
@@ -258,6 +279,10 @@ int mesh_tapsend_add(struct mesh_tapsend *ts, const struct mesh_evt *evt)
     }
     mesh__tap__v1__tap_event__pack(&m, (uint8_t *)at);
     ts->counters.added++;
+    if (ts->flush_timer == 0) {
+        int64_t id = mesh_loop_add_timer(ts->loop, ts->opts.flush_ms, on_flush_timer, ts);
+        ts->flush_timer = id > 0 ? id : 0;
+    }
     if (++ts->open_events >= ts->opts.batch_events)
         mesh_tapsend_flush(ts);
     return 0;
@@ -284,6 +309,8 @@ void mesh_tapsend_free(struct mesh_tapsend *ts)
         return;
     if (ts->reconnect_timer)
         mesh_loop_del_timer(ts->loop, ts->reconnect_timer);
+    if (ts->flush_timer)
+        mesh_loop_del_timer(ts->loop, ts->flush_timer);
     if (ts->call)
         mesh_grpc_call_cancel(ts->call);
     mesh_grpc_client_free(ts->client);

@@ -1,7 +1,11 @@
 /* mesh/tapsend.h — streams tap events to a collector (Collector.Report).
  *
  * Events are packed into batches as they are added; a batch is sealed when
- * full or flushed, numbered (sender id + sequence) and sent on one Report
+ * full, flushed, or when its first event has waited |flush_ms| while the
+ * collector is connected (so a quiet sender's events still show up live;
+ * while it is not, the batch keeps filling, so that an outage costs the
+ * queue's full capacity in events, not in tiny batches), numbered (sender
+ * id + sequence) and sent on one Report
  * stream. Sealed batches are kept until the collector acknowledges them
  * (after its commit); after a lost connection the sender reconnects with
  * exponential backoff and jitter and resends every unacknowledged batch, which
@@ -25,6 +29,7 @@ struct mesh_tapsend_opts {
     const char *sender_id;      /* stable for this sender's life; copied */
     size_t batch_events;        /* 0: 1000 */
     size_t max_batches;         /* sealed and unacknowledged; 0: 64 */
+    unsigned flush_ms;          /* 0: 100 */
     /* Called after each acknowledgement and each connection loss, so a
      * caller waiting on the loop can check on progress. */
     void (*on_progress)(struct mesh_tapsend *ts, void *ctx);

@@ -61,6 +61,13 @@ rows=$(sqlite3 -readonly "file:$WORK/mesh.db" "select count(*) from events where
 [ "$rows" = "$stored" ] && ok "all $stored stored events: GET /index.html 200, outbound, from deploy client" ||
     bad "stored events that match: $rows of $stored"
 
+# a quiet proxy's events show up live, not when a batch of 1000 is full
+for i in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$pout/index.html?live=$i"; done
+for _ in $(seq 40); do [ "$(count)" -ge $((stored + 3)) ] && break; sleep 0.05; done
+live=$(($(count) - stored))
+[ $live -eq 3 ] && ok "3 more requests stored within 2 s, while the proxy runs" || bad "$live of 3 more requests stored within 2 s"
+stored=$((stored + live))
+
 kill -TERM $ppid; wait $ppid; rc=$?
 PROXY_PIDS=()
 [ $rc -eq 0 ] && grep -q "tap events: $stored acknowledged, $dropped dropped" "$WORK/tap.log" &&
