@@ -32,6 +32,7 @@ struct mesh_grpc_client {
     char fail_why[160];
     int freeing;
     char *authorization;
+    char *call_authority; /* opts.authority, or NULL for |authority| */
     unsigned ncalls;
 };
 
@@ -404,6 +405,10 @@ struct mesh_grpc_client *mesh_grpc_client_new(struct mesh_loop *loop, const char
         (client->authorization = strdup(client->opts.authorization)) == NULL)
         goto nomem;
     client->opts.authorization = NULL;
+    if (client->opts.authority != NULL &&
+        (client->call_authority = strdup(client->opts.authority)) == NULL)
+        goto nomem;
+    client->opts.authority = NULL;
     gflush_init(&client->flush, loop);
     if (nghttp2_session_callbacks_new(&client->callbacks) != 0 ||
         nghttp2_option_new(&client->option) != 0)
@@ -451,6 +456,7 @@ void mesh_grpc_client_free(struct mesh_grpc_client *client)
     if (client->option != NULL)
         nghttp2_option_del(client->option);
     free(client->authorization);
+    free(client->call_authority);
     free(client);
 }
 
@@ -489,6 +495,7 @@ struct mesh_grpc_call *mesh_grpc_client_call(struct mesh_grpc_client *client, co
     call->method_name = strdup(method);
     if (call->method_name == NULL)
         goto fail;
+    const char *authority = client->call_authority ? client->call_authority : client->authority;
     char timeout[16];
     int tlen =
         snprintf(timeout, sizeof(timeout), "%um", timeout_ms > 99999999u ? 99999999u : timeout_ms);
@@ -496,7 +503,7 @@ struct mesh_grpc_call *mesh_grpc_client_call(struct mesh_grpc_client *client, co
         NV(":method", "POST", 4),
         NV(":scheme", "http", 4),
         NV(":path", method, strlen(method)),
-        NV(":authority", client->authority, strlen(client->authority)),
+        NV(":authority", authority, strlen(authority)),
         NV("content-type", "application/grpc", 16),
         NV("te", "trailers", 8),
         NV("user-agent", "mesh-grpc/0.1", 13),

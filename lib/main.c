@@ -11,18 +11,21 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mesh/err.h"
 #include "mesh/filter.h"
 #include "mesh/fmt.h"
 #include "mesh/loop.h"
 #include "mesh/source.h"
+#include "demo/demo.h"
 #include "stat/stat.h"
 #include "store/collector.h"
 #include "store/export.h"
 #include "store/remote.h"
 #include "tap/tap.h"
 #include "top/top.h"
+#include "top/screen.h"
 
 #define MESH_VERSION "0.1.0"
 
@@ -37,6 +40,7 @@ static const char usage_main[] =
     "  top [RES]        requests grouped by source, destination, method and path\n"
     "  tap [RES]        every request, as it happened\n"
     "  collector        receive tap events over gRPC and keep them in SQLite\n"
+    "  demo             run the emojivoto demo here, meshed, until Ctrl-C\n"
     "  version          print the version\n"
     "\n"
     "Run `mesh COMMAND --help` for a command's options and examples.\n";
@@ -76,12 +80,22 @@ static const char usage_stat[] =
     "  -o, --output table|wide|json\n"
     "  -t, --time-window 1m      the last minute (default), or --since T [--until T]:\n"
     "                            Unix seconds, 2026-11-24T05:00:00Z, or 10m (ago)\n"
-    "      --collector ADDR      ask a collector (default: $MESH_COLLECTOR, else 127.0.0.1:8088)\n"
+    "      --collector ADDR      ask a collector (default: $MESH_COLLECTOR, else a running\n"
+    "                            `mesh demo`'s, else 127.0.0.1:8088)\n"
     "      --db PATH             read a store file instead\n"
     "      --pcap FILE           read a capture (repeatable); --labels MAP names workloads\n"
+    "      --watch               again every second: on a terminal a live screen, sorted,\n"
+    "                            failing rows red (\"!\" with NO_COLOR); else the plain\n"
+    "                            output every second until Ctrl-C\n"
+    "\n"
+    "Keys (--watch screen): q quit · space pause · ↑↓ PgUp PgDn j k g G scroll ·\n"
+    "  sort by N namespace, n name, s success, r rps, 1 2 3 latency p50 p95 p99,\n"
+    "  t tcp_conn, i o bytes/s (wide); the same key again reverses; < > move the sort\n"
     "\n"
     "Examples:\n"
     "  mesh stat deploy -n emojivoto\n"
+    "  mesh stat deploy -n emojivoto --watch\n"
+    "  mesh stat au --watch --since 0 -o json > stat.jsonl   # an array per second\n"
     "  mesh stat au/web:80 --db mesh.db --since 2026-11-24T05:00:00Z -o json\n"
     "  mesh stat --pcap capture.pcap\n"
     "  mesh stat deploy -n emojivoto --pcap capture.pcap --labels labels.map\n"
@@ -91,16 +105,25 @@ static const char usage_top[] =
     "Usage: mesh top [RESOURCE] [--collector ADDR | --db PATH | --pcap FILE] [options]\n"
     "\n"
     "Requests grouped by source, destination, method and path, most frequent first.\n"
+    "On a terminal, a live screen asking the collector (or store) again every second\n"
+    "over the window (-t 1m: the last minute; --since 0: everything); rows with\n"
+    "failures in red (\"!\" with NO_COLOR). Otherwise, or with -o json, one snapshot.\n"
     "\n"
     "Options:\n"
     "  --to RES, --from RES, --method M, --path PREFIX, --authority A,\n"
     "  --status 5xx|4xx|NNN, --min-latency 100ms   filters (as tap)\n"
     "  --hide-sources            do not split rows by source\n"
-    "  --sort count|best|worst|last|success|path\n"
+    "  --sort count|best|worst|last|success|path|source|destination|method\n"
     "  -o, --output table|json   -n NS   -t 1m | --since T [--until T] (as stat)\n"
     "  --collector ADDR | --db PATH | --pcap FILE [--labels MAP]   (as stat)\n"
     "\n"
+    "Keys: q quit · space pause · ↑↓ PgUp PgDn j k g G scroll · sort by s source,\n"
+    "  d destination, m method, p path, c count, b best, w worst, l last, r success\n"
+    "  rate; the same key again reverses; < > move the sort column\n"
+    "\n"
     "Examples:\n"
+    "  mesh top deploy/web -n emojivoto\n"
+    "  mesh top --since 0 --sort worst | head      # a snapshot, worst latency first\n"
     "  mesh top --pcap capture.pcap\n"
     "  mesh top deploy/voting --pcap capture.pcap --labels labels.map\n";
 
@@ -108,9 +131,13 @@ static const char usage_tap[] =
     "Usage: mesh tap [RESOURCE] [--collector ADDR | --db PATH | --pcap FILE] [options]\n"
     "\n"
     "Every request to or from RESOURCE: req, rsp and end lines. From a collector\n"
-    "(the default: $MESH_COLLECTOR, else 127.0.0.1:8088) live until Ctrl-C; from a\n"
+    "(the default: $MESH_COLLECTOR, else a running `mesh demo`'s, else 127.0.0.1:8088)\n"
+    "live until Ctrl-C; from a\n"
     "store, the window's requests (-t 1m by default, or --since/--until); from a\n"
-    "capture, all of them.\n"
+    "capture, all of them. On a terminal (not -o json), a screen of one line per\n"
+    "exchange, failures in red (\"!\" with NO_COLOR), with counters of the events shown,\n"
+    "missed (--max-rps, or the collector's queue) and held while paused; the newest\n"
+    "10000 lines are kept.\n"
     "\n"
     "Options:\n"
     "  --to RES, --from RES      only requests to / from RES\n"
@@ -121,8 +148,12 @@ static const char usage_tap[] =
     "  -o, --output wide|json    labels too, or one JSON object per line\n"
     "  --collector ADDR | --db PATH | --pcap FILE [--labels MAP]   -n NS\n"
     "\n"
+    "Keys: q quit · space pause/resume · ↑↓ PgUp PgDn j k g G scroll (scrolling back\n"
+    "  pauses)\n"
+    "\n"
     "Examples:\n"
     "  mesh tap deploy/web --status 5xx\n"
+    "  mesh tap deploy/web -o json | jq .path        # plain: not a terminal\n"
     "  mesh tap --pcap capture.pcap --status 5xx\n"
     "  mesh tap deploy/web --to deploy/voting --pcap capture.pcap --labels labels.map -o json\n";
 
@@ -178,6 +209,7 @@ struct cli {
     const char *db, *collector;
     struct mesh_remote remote;
     int window_set;             /* --since or --until given */
+    int watch;                  /* stat --watch */
 };
 
 /* --since/--until: Unix seconds ("1700000000.5"), a UTC time
@@ -297,19 +329,19 @@ static int parse_args(struct cli *c, int argc, char **argv)
             break;
         case OPT_HIDE_SOURCES: c->hide_sources = 1; break;
         case OPT_SORT: {
-            static const char *const keys[] = {"count", "best", "worst", "last", "success", "path"};
-            size_t k;
-            for (k = 0; k < 6 && strcmp(optarg, keys[k]) != 0; k++)
+            static const char *const keys[] = {"count", "best", "worst", "last", "success",
+                                               "path", "source", "destination", "method"};
+            size_t k, nkeys = sizeof(keys) / sizeof(keys[0]);
+            for (k = 0; k < nkeys && strcmp(optarg, keys[k]) != 0; k++)
                 ;
-            if (k == 6)
+            if (k == nkeys)
                 return usage_error(c, optarg, "unknown sort key");
             c->sort = (enum mesh_top_sort)k;
             break;
         }
         case OPT_COLLECTOR: c->collector = optarg; break;
         case OPT_DB: c->db = optarg; break;
-        case OPT_WATCH:
-            return usage_error(c, "--watch", "the live ncurses screen is not built yet");
+        case OPT_WATCH: c->watch = 1; break;
         case '?':
         default:
             return usage_error(c, argv[optind - 1], optopt ? "option needs a value" : "unknown option");
@@ -352,13 +384,70 @@ static int parse_args(struct cli *c, int argc, char **argv)
         return usage_error(c, "-t", "give -t or --since/--until, not both");
     if (c->src.nfiles == 0 && c->db == NULL && c->collector == NULL) {
         const char *env = getenv("MESH_COLLECTOR");
-        c->collector = env && *env ? env : "127.0.0.1:8088";
+        static char demo_addr[96]; /* a running `mesh demo` says where its collector is */
+        c->collector = env && *env                                             ? env
+                       : mesh_demo_collector(demo_addr, sizeof(demo_addr)) == 0 ? demo_addr
+                                                                                : "127.0.0.1:8088";
     }
     if (!c->remote.last_us && !c->window_set)
         c->remote.last_us = 60000000; /* Linkerd's default window: 1m */
     c->remote.db = c->db;
     c->remote.collector = c->collector;
     return 0;
+}
+
+/* DESIGN.md "CLI": screens on a terminal, plain text otherwise or with -o json. */
+static int on_terminal(const struct cli *c)
+{
+    return c->output != MESH_OUT_JSON && isatty(STDOUT_FILENO);
+}
+
+static void capture_status(struct mesh_ui *ui, char *buf, size_t len, void *ctx)
+{
+    const struct cli *c = ctx;
+    snprintf(buf, len, "%s%s", c->src.files[0], c->src.nfiles > 1 ? " and more" : "");
+}
+
+/* A capture's rows on a screen that stays until q: there is nothing to refresh. */
+static int show_capture(struct cli *c, struct mesh_ui_opts *o,
+                        void (*fill)(struct mesh_ui *ui, void *ctx), void *ctx)
+{
+    char err[512];
+    o->status = capture_status;
+    o->ctx = c;
+    struct mesh_ui *ui = mesh_ui_open(o, err, sizeof(err));
+    if (ui == NULL) {
+        fprintf(stderr, "mesh %s: %s\n", c->cmd, err);
+        return MESH_EXIT_RUNTIME;
+    }
+    fill(ui, ctx);
+    int status = mesh_ui_run(ui);
+    mesh_ui_close(ui);
+    return status;
+}
+
+struct fill_top {
+    struct mesh_top_row *rows;
+    size_t n;
+    const struct mesh_top_opts *opts;
+};
+
+static void fill_top(struct mesh_ui *ui, void *ctx)
+{
+    struct fill_top *f = ctx;
+    mesh_top_ui_rows(ui, f->rows, f->n, f->opts);
+}
+
+struct fill_stat {
+    struct mesh_stat_row *rows;
+    size_t n;
+    enum mesh_output output;
+};
+
+static void fill_stat(struct mesh_ui *ui, void *ctx)
+{
+    struct fill_stat *f = ctx;
+    mesh_stat_ui_rows(ui, f->rows, f->n, f->output);
 }
 
 static void on_tap(void *ctx, const struct mesh_evt *evt)
@@ -386,10 +475,26 @@ static int run_tap(struct cli *c)
     if (c->nres == 1)
         opts.filter.res = c->res[0];
     struct mesh_tap tap;
+    opts.live = strcmp(c->cmd, "tap") == 0 && on_terminal(c);
     mesh_tap_init(&tap, &opts, stdout);
-    int status = c->src.nfiles ? mesh_source_run(&c->src, c->cmd, on_tap, &tap)
+    int status;
+    if (c->src.nfiles && opts.live) {
+        char err[512];
+        if (mesh_tap_ui_open(&tap, c->src.files[0], err, sizeof(err)) == NULL) {
+            fprintf(stderr, "mesh %s: %s\n", c->cmd, err);
+            mesh_tap_free(&tap);
+            return MESH_EXIT_RUNTIME;
+        }
+        status = mesh_source_run(&c->src, c->cmd, on_tap, &tap);
+        if (status == MESH_EXIT_OK)
+            status = mesh_ui_run(tap.ui);
+        mesh_ui_close(tap.ui); /* the terminal is back before any error line */
+        tap.ui = NULL;
+    } else {
+        status = c->src.nfiles ? mesh_source_run(&c->src, c->cmd, on_tap, &tap)
                                : mesh_remote_tap(&c->remote, c->cmd, &tap);
-    if (tap.missed > 0)
+    }
+    if (tap.missed > 0 && !opts.live)
         fprintf(stderr, "mesh %s: %llu requests not shown (--max-rps)\n", c->cmd,
                 (unsigned long long)tap.missed);
     mesh_tap_free(&tap);
@@ -398,7 +503,8 @@ static int run_tap(struct cli *c)
 
 static int run_stat(struct cli *c)
 {
-    struct mesh_stat_opts opts = {.output = c->output, .to = c->filter.to, .from = c->filter.from};
+    struct mesh_stat_opts opts = {.output = c->output, .to = c->filter.to, .from = c->filter.from,
+                                  .watch = c->watch, .live = c->watch && on_terminal(c)};
     if (c->output == MESH_OUT_TAP)
         return usage_error(c, "tap", "stat prints table, wide or json");
     memcpy(opts.res, c->res, c->nres * sizeof(c->res[0]));
@@ -413,8 +519,18 @@ static int run_stat(struct cli *c)
     if (st == NULL)
         return MESH_EXIT_RUNTIME;
     int status = mesh_source_run(&c->src, c->cmd, on_stat, st);
-    if (status == MESH_EXIT_OK)
-        mesh_stat_render(st, stdout);
+    if (status == MESH_EXIT_OK && opts.live) {
+        struct fill_stat f = {.output = opts.output};
+        struct mesh_ui_opts o = {.title = "mesh stat --watch", .sort = -1};
+        o.cols = mesh_stat_ui_cols(opts.output, &o.ncols);
+        if ((f.rows = mesh_stat_rows(st, &f.n)) == NULL)
+            status = MESH_EXIT_RUNTIME;
+        else
+            status = show_capture(c, &o, fill_stat, &f);
+        free(f.rows);
+    } else if (status == MESH_EXIT_OK) {
+        mesh_stat_render(st, stdout); /* a capture does not change: once, even with --watch */
+    }
     mesh_stat_free(st);
     return status;
 }
@@ -426,7 +542,7 @@ static int run_top(struct cli *c)
     if (c->nres > 1)
         return usage_error(c, "RESOURCE", "top takes one resource");
     struct mesh_top_opts opts = {.filter = c->filter, .hide_sources = c->hide_sources,
-                                 .output = c->output, .sort = c->sort};
+                                 .output = c->output, .sort = c->sort, .live = on_terminal(c)};
     if (c->nres == 1)
         opts.filter.res = c->res[0];
     if (c->src.nfiles == 0)
@@ -435,8 +551,19 @@ static int run_top(struct cli *c)
     if (top == NULL)
         return MESH_EXIT_RUNTIME;
     int status = mesh_source_run(&c->src, c->cmd, on_top, top);
-    if (status == MESH_EXIT_OK)
+    if (status == MESH_EXIT_OK && opts.live) {
+        struct fill_top f = {.opts = &opts};
+        uint64_t over_cap;
+        struct mesh_ui_opts o = {.title = "mesh top"};
+        o.cols = mesh_top_ui_cols(&opts, &o.ncols, &o.sort);
+        if ((f.rows = mesh_top_rows(top, &f.n, &over_cap)) == NULL)
+            status = MESH_EXIT_RUNTIME;
+        else
+            status = show_capture(c, &o, fill_top, &f);
+        free(f.rows);
+    } else if (status == MESH_EXIT_OK) {
         mesh_top_render(top, stdout);
+    }
     mesh_top_free(top);
     return status;
 }
@@ -460,6 +587,10 @@ int main(int argc, char **argv)
         printf("mesh %s\n", MESH_VERSION);
         return MESH_EXIT_OK;
     }
+    if (strcmp(cmd, "demo") == 0)
+        return mesh_demo_main(argc - 1, argv + 1, argv[0]);
+    if (strcmp(cmd, "demo-app") == 0) /* hidden: the demo's workloads */
+        return mesh_demo_app_main(argc - 1, argv + 1);
     if (strcmp(cmd, "collector") == 0)
         return mesh_collector_main(argc - 1, argv + 1);
     static struct cli c;

@@ -7,6 +7,7 @@
 #include "mesh/fmt.h"
 #include "mesh/hist.h"
 #include "mesh/strmap.h"
+#include "top/screen.h"
 
 #define STAT_MAX_ROWS 100000
 #define STAT_MAX_CONNS 65536
@@ -213,12 +214,12 @@ void mesh_stat_print(FILE *out, struct mesh_stat_row *rows, size_t n, enum mesh_
     }
 }
 
-void mesh_stat_render(struct mesh_stat *st, FILE *out)
+struct mesh_stat_row *mesh_stat_rows(struct mesh_stat *st, size_t *n)
 {
     double secs = mesh_window_seconds(&st->window);
     struct mesh_stat_row *rows = calloc(st->rows.n ? st->rows.n : 1, sizeof(*rows));
     if (rows == NULL)
-        return;
+        return NULL;
     for (size_t i = 0; i < st->rows.n; i++) {
         const struct row *r = st->rows.order[i]->val;
         rows[i] = (struct mesh_stat_row){
@@ -236,8 +237,71 @@ void mesh_stat_render(struct mesh_stat *st, FILE *out)
             .write_bytes_per_sec = (double)r->rsp_bytes / secs,
         };
     }
-    mesh_stat_print(out, rows, st->rows.n, st->opts.output);
+    *n = st->rows.n;
+    return rows;
+}
+
+void mesh_stat_render(struct mesh_stat *st, FILE *out)
+{
+    size_t n;
+    struct mesh_stat_row *rows = mesh_stat_rows(st, &n);
+    if (rows == NULL)
+        return;
+    mesh_stat_print(out, rows, n, st->opts.output);
     free(rows);
+}
+
+/* --- the live screen (--watch) ---------------------------------------------------------------- */
+
+static const struct mesh_ui_col stat_cols[] = {
+    {"NAMESPACE", 'N', MESH_UI_SHRINK},
+    {"NAME", 'n', MESH_UI_SHRINK | MESH_UI_KEEP},
+    {"MESHED", 0, 0},
+    {"SUCCESS", 's', MESH_UI_RIGHT | MESH_UI_NUM},
+    {"RPS", 'r', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"LATENCY_P50", '1', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"LATENCY_P95", '2', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"LATENCY_P99", '3', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"TCP_CONN", 't', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"READ_BYTES/SEC", 'i', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"WRITE_BYTES/SEC", 'o', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+};
+
+const struct mesh_ui_col *mesh_stat_ui_cols(enum mesh_output mode, size_t *ncols)
+{
+    *ncols = sizeof(stat_cols) / sizeof(stat_cols[0]) - (mode == MESH_OUT_WIDE ? 0 : 2);
+    return stat_cols;
+}
+
+void mesh_stat_ui_rows(struct mesh_ui *ui, struct mesh_stat_row *rows, size_t n,
+                       enum mesh_output mode)
+{
+    if (n > 1)
+        qsort(rows, n, sizeof(*rows), cmp_rows);
+    mesh_ui_begin(ui);
+    for (size_t i = 0; i < n; i++) {
+        const struct mesh_stat_row *r = &rows[i];
+        char full[300], succ[16], rps[24], p[3][24], conn[24], rb[24], wb[24];
+        double success = r->requests ? (double)(r->requests - r->failures) / (double)r->requests : -1;
+        snprintf(full, sizeof(full), "%s/%s", mesh_rtype_name(r->type), r->name);
+        snprintf(conn, sizeof(conn), "%llu", (unsigned long long)r->tcp_conn);
+        struct mesh_ui_cell cells[] = {
+            {r->ns[0] ? r->ns : "-", 0, 0},
+            {full, 0, 0},
+            {"-", 0, 0},
+            {mesh_fmt_pct(succ, sizeof(succ), success), success, success >= 0},
+            {mesh_fmt_rps(rps, sizeof(rps), r->rps), r->rps, 1},
+            {mesh_fmt_latency(p[0], sizeof(p[0]), r->p50_us), (double)r->p50_us, r->p50_us >= 0},
+            {mesh_fmt_latency(p[1], sizeof(p[1]), r->p95_us), (double)r->p95_us, r->p95_us >= 0},
+            {mesh_fmt_latency(p[2], sizeof(p[2]), r->p99_us), (double)r->p99_us, r->p99_us >= 0},
+            {conn, (double)r->tcp_conn, 1},
+            {mesh_fmt_bytes_rate(rb, sizeof(rb), r->read_bytes_per_sec), r->read_bytes_per_sec, 1},
+            {mesh_fmt_bytes_rate(wb, sizeof(wb), r->write_bytes_per_sec), r->write_bytes_per_sec, 1},
+        };
+        (void)mode; /* the screen shows as many cells as it has columns */
+        mesh_ui_add(ui, cells, r->failures > 0 ? MESH_UI_FAIL : 0);
+    }
+    mesh_ui_commit(ui);
 }
 
 void mesh_stat_free(struct mesh_stat *st)

@@ -23,6 +23,8 @@ struct mesh_stat_opts {
     size_t nres;
     struct mesh_resource to, from;
     enum mesh_output output;
+    int watch;                  /* --watch: again every second until Ctrl-C */
+    int live;                   /* on the screen (a terminal, not json) */
 };
 
 /* One row as every source gives it: a capture (aggregated here), a store or
@@ -42,12 +44,23 @@ struct mesh_stat_row {
  * table or JSON array. */
 void mesh_stat_print(FILE *out, struct mesh_stat_row *rows, size_t n, enum mesh_output mode);
 
+/* The live screen of --watch (top/screen.h): its columns, and one update
+ * with |rows| (sorted as mesh_stat_print first); success < 100% is marked. */
+struct mesh_ui;
+struct mesh_ui_col;
+const struct mesh_ui_col *mesh_stat_ui_cols(enum mesh_output mode, size_t *ncols);
+void mesh_stat_ui_rows(struct mesh_ui *ui, struct mesh_stat_row *rows, size_t n,
+                       enum mesh_output mode);
+
 struct mesh_stat;
 
 struct mesh_stat *mesh_stat_new(const struct mesh_stat_opts *opts);
 void mesh_stat_add(struct mesh_stat *st, const struct mesh_evt *evt);
 /* Prints the table (or JSON array) over the events added so far. */
 void mesh_stat_render(struct mesh_stat *st, FILE *out);
+/* The rows so far (strings borrowed from |st|); free() the array. NULL when
+ * out of memory. */
+struct mesh_stat_row *mesh_stat_rows(struct mesh_stat *st, size_t *n);
 void mesh_stat_free(struct mesh_stat *st);
 
 #endif

@@ -1,9 +1,11 @@
 #include "tap/tap.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "mesh/buf.h"
 #include "mesh/fmt.h"
+#include "top/screen.h"
 
 void mesh_tap_init(struct mesh_tap *tap, const struct mesh_tap_opts *opts, FILE *out)
 {
@@ -67,6 +69,95 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
             (unsigned long long)e->rsp_bytes);
 }
 
+/* --- the live screen ------------------------------------------------------------------------ */
+
+/* One line per exchange: a screen has no room for Linkerd's three. */
+static const struct mesh_ui_col tap_cols[] = {
+    {"TIME", 0, 0},
+    {"PROXY", 0, 0},
+    {"SRC", 0, MESH_UI_SHRINK},
+    {"DST", 0, MESH_UI_SHRINK},
+    {"METHOD", 0, 0},
+    {"AUTHORITY", 0, MESH_UI_SHRINK},
+    {"PATH", 0, MESH_UI_SHRINK | MESH_UI_KEEP},
+    {"STATUS", 0, MESH_UI_RIGHT},
+    {"GRPC", 0, MESH_UI_RIGHT},
+    {"LATENCY", 0, MESH_UI_RIGHT},
+    {"DURATION", 0, MESH_UI_RIGHT},
+    {"BYTES", 0, MESH_UI_RIGHT},
+    {"ERROR", 0, MESH_UI_SHRINK},
+    {"SRC_WORKLOAD", 0, MESH_UI_SHRINK},
+    {"DST_WORKLOAD", 0, MESH_UI_SHRINK},
+};
+
+static void ui_status(struct mesh_ui *ui, char *buf, size_t len, void *ctx)
+{
+    const struct mesh_tap *tap = ctx;
+    snprintf(buf, len, "%s  shown %llu  missed %llu  held while paused %llu  older lines cut %llu",
+             tap->source ? tap->source : "", (unsigned long long)tap->shown,
+             (unsigned long long)tap->missed, (unsigned long long)tap->held,
+             (unsigned long long)mesh_ui_cut(ui));
+}
+
+struct mesh_ui *mesh_tap_ui_open(struct mesh_tap *tap, const char *source, char *err,
+                                 size_t errlen)
+{
+    int wide = tap->opts.output == MESH_OUT_WIDE;
+    struct mesh_ui_opts o = {.title = "mesh tap", .mode = MESH_UI_LOG, .cols = tap_cols,
+                             .ncols = sizeof(tap_cols) / sizeof(tap_cols[0]) - (wide ? 0 : 2),
+                             .sort = -1, .status = ui_status, .ctx = tap};
+    tap->source = source;
+    tap->ui = mesh_ui_open(&o, err, errlen);
+    return tap->ui;
+}
+
+static void workload(char *buf, size_t len, const struct mesh_labels *l)
+{
+    snprintf(buf, len, "%s%s%s%s%s", l->ns ? l->ns : "", l->ns ? "/" : "",
+             l->deploy ? l->deploy : "-", l->pod ? "/" : "", l->pod ? l->pod : "");
+}
+
+static void ui_line(struct mesh_ui *ui, const struct mesh_evt *e, int wide)
+{
+    char when[32], status[16], grpc[16], lat[24], dur[24], bytes[24], err[96], sw[160], dw[160];
+    time_t secs = (time_t)(e->ts_us / 1000000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(when, sizeof(when), "%02d:%02d:%02d.%03u", tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(e->ts_us % 1000000u / 1000u));
+    snprintf(status, sizeof(status), e->status >= 0 ? "%d" : "-", e->status);
+    snprintf(grpc, sizeof(grpc), e->grpc_status >= 0 ? "%d" : "-", e->grpc_status);
+    snprintf(bytes, sizeof(bytes), "%lluB", (unsigned long long)e->rsp_bytes);
+    if (e->error)
+        snprintf(err, sizeof(err), "%s", e->error);
+    else if (e->reset >= 0)
+        snprintf(err, sizeof(err), "reset %lld", (long long)e->reset);
+    else
+        snprintf(err, sizeof(err), "-");
+    if (wide) {
+        workload(sw, sizeof(sw), &e->src_labels);
+        workload(dw, sizeof(dw), &e->dst_labels);
+    }
+    struct mesh_ui_cell cells[] = {
+        {when, 0, 0},
+        {short_dir(e->direction), 0, 0},
+        {e->src, 0, 0},
+        {e->dst, 0, 0},
+        {e->method, 0, 0},
+        {e->authority, 0, 0},
+        {e->path, 0, 0},
+        {status, 0, 0},
+        {grpc, 0, 0},
+        {mesh_fmt_latency(lat, sizeof(lat), e->latency_us), 0, 0},
+        {mesh_fmt_latency(dur, sizeof(dur), e->duration_us), 0, 0},
+        {bytes, 0, 0},
+        {err, 0, 0},
+        {wide ? sw : "-", 0, 0},
+        {wide ? dw : "-", 0, 0},
+    };
+    mesh_ui_add(ui, cells, mesh_evt_failed(e) ? MESH_UI_FAIL : 0);
+}
+
 int mesh_tap_add(struct mesh_tap *tap, const struct mesh_evt *evt)
 {
     if (!mesh_filter_match(&tap->opts.filter, evt))
@@ -83,6 +174,15 @@ int mesh_tap_add(struct mesh_tap *tap, const struct mesh_evt *evt)
             return 0;
         }
         tap->tokens -= 1;
+    }
+    if (tap->ui != NULL) {
+        if (mesh_ui_paused(tap->ui)) {
+            tap->held++;
+            return 0;
+        }
+        tap->shown++;
+        ui_line(tap->ui, evt, tap->opts.output == MESH_OUT_WIDE);
+        return 1;
     }
     tap->shown++;
     if (tap->opts.output == MESH_OUT_JSON) {

@@ -6,6 +6,7 @@
 #include "mesh/buf.h"
 #include "mesh/fmt.h"
 #include "mesh/strmap.h"
+#include "top/screen.h"
 
 struct row {
     char src[128], dst[256], method[32], path[512];
@@ -108,6 +109,9 @@ static int cmp_rows(const void *a, const void *b)
     case MESH_TOP_BY_LAST: c = (y->last_us > x->last_us) - (y->last_us < x->last_us); break;
     case MESH_TOP_BY_SUCCESS: c = (success_of(x) > success_of(y)) - (success_of(x) < success_of(y)); break;
     case MESH_TOP_BY_PATH: break;
+    case MESH_TOP_BY_SOURCE: c = strcmp(x->source, y->source); break;
+    case MESH_TOP_BY_DESTINATION: c = strcmp(x->destination, y->destination); break;
+    case MESH_TOP_BY_METHOD: c = strcmp(x->method, y->method); break;
     }
     if (c == 0)
         c = strcmp(x->path, y->path);
@@ -148,12 +152,17 @@ static void print_json(FILE *out, const struct mesh_top_row *rows, size_t n)
     mesh_buf_free(&b);
 }
 
-void mesh_top_print(FILE *out, struct mesh_top_row *rows, size_t n,
-                    const struct mesh_top_opts *opts, uint64_t over_cap)
+void mesh_top_sort(struct mesh_top_row *rows, size_t n, const struct mesh_top_opts *opts)
 {
     sort_key = opts->sort;
     if (n > 1) /* qsort(NULL, 0, …) is undefined */
         qsort(rows, n, sizeof(*rows), cmp_rows);
+}
+
+void mesh_top_print(FILE *out, struct mesh_top_row *rows, size_t n,
+                    const struct mesh_top_opts *opts, uint64_t over_cap)
+{
+    mesh_top_sort(rows, n, opts);
     if (opts->output == MESH_OUT_JSON) {
         print_json(out, rows, n);
         return;
@@ -200,18 +209,85 @@ void mesh_top_print(FILE *out, struct mesh_top_row *rows, size_t n,
                 (unsigned long long)over_cap, MESH_TOP_MAX_ROWS);
 }
 
-void mesh_top_render(struct mesh_top *top, FILE *out)
+struct mesh_top_row *mesh_top_rows(struct mesh_top *top, size_t *n, uint64_t *over_cap)
 {
     struct mesh_top_row *rows = calloc(top->rows.n ? top->rows.n : 1, sizeof(*rows));
     if (rows == NULL)
-        return;
+        return NULL;
     for (size_t i = 0; i < top->rows.n; i++) {
         const struct row *r = top->rows.order[i]->val;
         rows[i] = (struct mesh_top_row){r->src,   r->dst,  r->method, r->path, r->count,
                                         r->failures, r->best, r->worst,  r->last};
     }
-    mesh_top_print(out, rows, top->rows.n, &top->opts, top->over_cap);
+    *n = top->rows.n;
+    *over_cap = top->over_cap;
+    return rows;
+}
+
+void mesh_top_render(struct mesh_top *top, FILE *out)
+{
+    size_t n;
+    uint64_t over_cap;
+    struct mesh_top_row *rows = mesh_top_rows(top, &n, &over_cap);
+    if (rows == NULL)
+        return;
+    mesh_top_print(out, rows, n, &top->opts, over_cap);
     free(rows);
+}
+
+/* --- the live screen ---------------------------------------------------------------------- */
+
+/* DESIGN.md's columns; each sorts the way --sort does (counts and the worst
+ * first, the best latency and the lowest success rate first). */
+static const struct mesh_ui_col top_cols[] = {
+    {"Source", 's', MESH_UI_SHRINK},
+    {"Destination", 'd', MESH_UI_SHRINK},
+    {"Method", 'm', 0},
+    {"Path", 'p', MESH_UI_SHRINK | MESH_UI_KEEP},
+    {"Count", 'c', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"Best", 'b', MESH_UI_RIGHT | MESH_UI_NUM},
+    {"Worst", 'w', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"Last", 'l', MESH_UI_RIGHT | MESH_UI_NUM | MESH_UI_DESC},
+    {"Success Rate", 'r', MESH_UI_RIGHT | MESH_UI_NUM},
+};
+
+const struct mesh_ui_col *mesh_top_ui_cols(const struct mesh_top_opts *opts, size_t *ncols,
+                                           int *sort)
+{
+    /* enum mesh_top_sort → column of top_cols */
+    static const int col_of[] = {4, 5, 6, 7, 8, 3, 0, 1, 2};
+    int skip = opts->hide_sources ? 1 : 0;
+    *ncols = sizeof(top_cols) / sizeof(top_cols[0]) - (size_t)skip;
+    *sort = col_of[opts->sort] - skip;
+    if (*sort < 0)
+        *sort = -1;
+    return top_cols + skip;
+}
+
+void mesh_top_ui_rows(struct mesh_ui *ui, struct mesh_top_row *rows, size_t n,
+                      const struct mesh_top_opts *opts)
+{
+    int skip = opts->hide_sources ? 1 : 0;
+    mesh_top_sort(rows, n, opts);
+    mesh_ui_begin(ui);
+    for (size_t i = 0; i < n; i++) {
+        const struct mesh_top_row *r = &rows[i];
+        char count[24], lat[3][24], pct[16];
+        snprintf(count, sizeof(count), "%llu", (unsigned long long)r->count);
+        struct mesh_ui_cell cells[] = {
+            {r->source, 0, 0},
+            {r->destination, 0, 0},
+            {r->method, 0, 0},
+            {r->path, 0, 0},
+            {count, (double)r->count, 1},
+            {mesh_fmt_latency(lat[0], sizeof(lat[0]), r->best_us), (double)r->best_us, r->best_us >= 0},
+            {mesh_fmt_latency(lat[1], sizeof(lat[1]), r->worst_us), (double)r->worst_us, r->worst_us >= 0},
+            {mesh_fmt_latency(lat[2], sizeof(lat[2]), r->last_us), (double)r->last_us, r->last_us >= 0},
+            {mesh_fmt_pct(pct, sizeof(pct), success_of(r)), success_of(r), r->count > 0},
+        };
+        mesh_ui_add(ui, cells + skip, r->failures > 0 ? MESH_UI_FAIL : 0);
+    }
+    mesh_ui_commit(ui);
 }
 
 void mesh_top_free(struct mesh_top *top)

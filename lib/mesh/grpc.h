@@ -182,6 +182,9 @@ struct mesh_grpc_client_opts {
     size_t send_queue;           /* 0: 1 MiB per call */
     unsigned connect_timeout_ms; /* 0: 10 s */
     const char *authorization;   /* sent as "authorization" on every call; copied */
+    /* :authority of every call ("voting-svc.emojivoto:8080", for a proxy that routes
+     * by it); copied. NULL: the address connected to. */
+    const char *authority;
 };
 
 /* Starts connecting to |addr|. NULL with one line in |errbuf| for a bad

@@ -14,7 +14,6 @@ for tool in curl nghttp nghttpd sqlite3; do
     command -v $tool > /dev/null || skip "$tool missing (scripts/deps.sh installs it)"
 done
 PY=/usr/bin/python3
-trap 'stop_proxies; kill $apid $hpid $cpid 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 apid= hpid=
 
 # the application: answers with the request's header names, one per line
@@ -42,6 +41,9 @@ nghttpd --no-tls -d "$WORK/www" $hport > /dev/null 2>&1 &
 hpid=$!
 wait_port $hport || exit 1
 start_collector
+# after start_collector, whose own trap this replaces: every process started
+# here must end with the test, or ctest waits on the pipe they hold
+trap 'stop_proxies; kill $apid $hpid $cpid 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
 chain() { # APP_PORT: starts the two proxies in front of it; sets out_port
     start_proxy "server-$1" --inbound 127.0.0.1:0 --inbound-to 127.0.0.1:$1 --outbound off \
