@@ -45,6 +45,7 @@ struct proc {
 
 struct demo {
     char self[PATH_MAX], proxy[PATH_MAX], dir[1024], db[PATH_MAX], state[PATH_MAX];
+    char targets[PATH_MAX + 16]; /* Prometheus file_sd: the sidecars' admin addresses */
     const char *argv0;
     struct proc procs[MAX_PROCS];
     size_t nprocs;
@@ -136,8 +137,55 @@ static void remove_state(struct demo *d)
     int ours = fgets(line, sizeof(line), f) != NULL &&
                sscanf(line, "%95s %d", addr, &pid) == 2 && pid == (int)getpid();
     fclose(f);
-    if (ours)
+    if (ours) {
         unlink(d->state);
+        if (d->targets[0])
+            unlink(d->targets);
+    }
+}
+
+/* The state file's neighbour for Prometheus (dashboards/prometheus/prometheus.yml):
+ * demo.addr → demo-targets.json, mesh-demo-0.addr → mesh-demo-0-targets.json. */
+static void targets_path(const struct demo *d, char *buf, size_t len)
+{
+    size_t n = strlen(d->state);
+    if (n > 5 && strcmp(d->state + n - 5, ".addr") == 0)
+        n -= 5;
+    snprintf(buf, len, "%.*s-targets.json", (int)n, d->state);
+}
+
+struct target {
+    const char *deploy, *pod;
+    int admin_port;
+};
+
+/* Writes the file_sd targets (one group per sidecar, its workload as labels) and
+ * replaces the file at once, so Prometheus never reads half of it. */
+static int write_targets(struct demo *d, const struct target *t, size_t n)
+{
+    char tmp[PATH_MAX + 32];
+    targets_path(d, d->targets, sizeof(d->targets));
+    snprintf(tmp, sizeof(tmp), "%s.%d", d->targets, (int)getpid());
+    FILE *f = fopen(tmp, "we");
+    if (f == NULL) {
+        fprintf(stderr, "mesh demo: %s: %s (no Prometheus targets)\n", tmp, strerror(errno));
+        d->targets[0] = 0; /* not ours to remove at the end */
+        return -1;
+    }
+    fputs("[\n", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f,
+                "  {\"targets\": [\"127.0.0.1:%d\"], \"labels\": {\"namespace\": \"" NS "\", "
+                "\"deployment\": \"%s\", \"pod\": \"%s\"}}%s\n",
+                t[i].admin_port, t[i].deploy, t[i].pod, i + 1 < n ? "," : "");
+    fputs("]\n", f);
+    if (fclose(f) != 0 || rename(tmp, d->targets) != 0) {
+        fprintf(stderr, "mesh demo: %s: %s (no Prometheus targets)\n", d->targets, strerror(errno));
+        unlink(tmp);
+        d->targets[0] = 0;
+        return -1;
+    }
+    return 0;
 }
 
 /* --- ports -------------------------------------------------------------------------------- */
@@ -575,6 +623,11 @@ static int start_all(struct demo *d, const char *rate)
         start_app(d, &bot, bot_args) != 0 ||
         wait_ready(d, bot.app, ": ready", 0, line, sizeof(line)) != 0)
         return -1;
+    const struct target targets[] = {{emoji.name, emoji.pod, emoji.admin_port},
+                                     {voting.name, voting.pod, voting.admin_port},
+                                     {web.name, web.pod, web.admin_port},
+                                     {bot.name, bot.pod, bot.admin_port}};
+    write_targets(d, targets, 4); /* Prometheus is optional: a failure is only told */
 
     const char *mesh = strchr(d->argv0, '/') != NULL ? d->argv0 : "mesh";
     printf("mesh demo: emojivoto is running on this machine, every workload with its own mesh-proxy\n"
@@ -585,6 +638,7 @@ static int start_all(struct demo *d, const char *rate)
            "  voting     gRPC, sidecar inbound 127.0.0.1:%d\n"
            "  vote-bot   %s votes a second, 15%% for :doughnut: (which fails)\n"
            "  logs       %s/\n"
+           "  prometheus %s   (file_sd: the sidecars' /metrics)\n"
            "\n"
            "Try, in another terminal (they find this demo's collector by themselves):\n"
            "  %s stat ns/emojivoto\n"
@@ -593,7 +647,7 @@ static int start_all(struct demo *d, const char *rate)
            "  %s tap deploy/web\n"
            "\n",
            d->collector_port, d->db, web.in_port, emoji.in_port, voting.in_port, rate, d->dir,
-           mesh, mesh, mesh, mesh);
+           d->targets[0] ? d->targets : "-", mesh, mesh, mesh, mesh);
     fflush(stdout);
     return 0;
 no_ports:

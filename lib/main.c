@@ -19,8 +19,13 @@
 #include "mesh/loop.h"
 #include "mesh/source.h"
 #include "demo/demo.h"
+#include "proxy/check.h"
+#include "proxy/init.h"
+#include "proxy/inject.h"
+#include "proxy/install.h"
 #include "stat/stat.h"
 #include "store/collector.h"
+#include "store/dashboard.h"
 #include "store/export.h"
 #include "store/remote.h"
 #include "tap/tap.h"
@@ -41,6 +46,11 @@ static const char usage_main[] =
     "  tap [RES]        every request, as it happened\n"
     "  collector        receive tap events over gRPC and keep them in SQLite\n"
     "  demo             run the emojivoto demo here, meshed, until Ctrl-C\n"
+    "  dashboard        the web dashboard: stat, top and a live tap in a browser\n"
+    "  init             install the iptables rules of a transparent proxy (init container)\n"
+    "  inject FILE|-    add the mesh to the workloads in Kubernetes YAML\n"
+    "  install          print the collector's Kubernetes manifests\n"
+    "  check [--pre]    check that the mesh can run, or runs, here\n"
     "  version          print the version\n"
     "\n"
     "Run `mesh COMMAND --help` for a command's options and examples.\n";
@@ -271,6 +281,16 @@ static int parse_output(struct cli *c, const char *arg)
     return usage_error(c, arg, "unknown output format");
 }
 
+/* Without --collector: $MESH_COLLECTOR, else a running `mesh demo`'s, else the default. */
+static const char *default_collector(void)
+{
+    const char *env = getenv("MESH_COLLECTOR");
+    static char demo_addr[96]; /* a running `mesh demo` says where its collector is */
+    return env && *env                                             ? env
+           : mesh_demo_collector(demo_addr, sizeof(demo_addr)) == 0 ? demo_addr
+                                                                    : "127.0.0.1:8088";
+}
+
 static int parse_args(struct cli *c, int argc, char **argv)
 {
     int opt;
@@ -383,11 +403,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
     if (c->remote.last_us && c->window_set)
         return usage_error(c, "-t", "give -t or --since/--until, not both");
     if (c->src.nfiles == 0 && c->db == NULL && c->collector == NULL) {
-        const char *env = getenv("MESH_COLLECTOR");
-        static char demo_addr[96]; /* a running `mesh demo` says where its collector is */
-        c->collector = env && *env                                             ? env
-                       : mesh_demo_collector(demo_addr, sizeof(demo_addr)) == 0 ? demo_addr
-                                                                                : "127.0.0.1:8088";
+        c->collector = default_collector();
     }
     if (!c->remote.last_us && !c->window_set)
         c->remote.last_us = 60000000; /* Linkerd's default window: 1m */
@@ -589,10 +605,20 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "demo") == 0)
         return mesh_demo_main(argc - 1, argv + 1, argv[0]);
+    if (strcmp(cmd, "dashboard") == 0)
+        return mesh_dashboard_main(argc - 1, argv + 1, default_collector());
     if (strcmp(cmd, "demo-app") == 0) /* hidden: the demo's workloads */
         return mesh_demo_app_main(argc - 1, argv + 1);
     if (strcmp(cmd, "collector") == 0)
         return mesh_collector_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "init") == 0)
+        return mesh_init_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "inject") == 0)
+        return mesh_inject_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "install") == 0)
+        return mesh_install_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return mesh_check_main(argc - 1, argv + 1);
     static struct cli c;
     memset(&c, 0, sizeof(c));
     c.cmd = cmd;

@@ -323,15 +323,19 @@ static void h1p_pool_drain(struct h1p_pool *pool)
     pool->sweep_timer = 0;
 }
 
+void px_h1_free_pool(struct px_endpoint *ep)
+{
+    h1p_pool_drain(ep->h1_pool);
+    free(ep->h1_pool);
+    ep->h1_pool = NULL;
+}
+
 void px_h1_free_pools(struct px *px)
 {
     for (size_t i = 0; i <= px->nroutes; i++) {
         struct px_route *route = i < px->nroutes ? &px->routes[i] : &px->inbound_route;
-        for (size_t k = 0; k < route->neps; k++) {
-            h1p_pool_drain(route->eps[k].h1_pool);
-            free(route->eps[k].h1_pool);
-            route->eps[k].h1_pool = NULL;
-        }
+        for (size_t k = 0; k < route->neps; k++)
+            px_h1_free_pool(&route->eps[k]);
     }
 }
 

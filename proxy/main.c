@@ -32,6 +32,11 @@ static const char USAGE[] =
     "                             [MESH_PROXY_INBOUND_TO]\n"
     "      --outbound ADDR        outbound listener [MESH_PROXY_OUTBOUND, 127.0.0.1:4140]\n"
     "      --admin ADDR           /metrics, /ready, /live [MESH_PROXY_ADMIN, 0.0.0.0:4191]\n"
+    "      --transparent          connections come redirected by `mesh init` (iptables):\n"
+    "                             outbound ones go to their original destination when\n"
+    "                             no --route names the authority, inbound ones to the\n"
+    "                             application on 127.0.0.1 (or ::1) at the original port;\n"
+    "                             inbound needs no --inbound-to [MESH_PROXY_TRANSPARENT=1]\n"
     "Outbound routes, keyed by Host / :authority:\n"
     "      --route AUTHORITY=HOST:PORT[,HOST:PORT…][@NAMESPACE/DEPLOYMENT]\n"
     "                             repeatable; several endpoints are balanced (peak-EWMA,\n"
@@ -66,7 +71,7 @@ enum {
     OPT_INBOUND = 256, OPT_INBOUND_TO, OPT_OUTBOUND, OPT_ADMIN, OPT_ROUTE, OPT_ROUTES,
     OPT_COLLECTOR, OPT_NAMESPACE, OPT_DEPLOYMENT, OPT_POD, OPT_TAP_QUEUE, OPT_MAX_CONNS,
     OPT_MAX_HEADER, OPT_MAX_STREAMS, OPT_HEADER_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_DETECT_TIMEOUT,
-    OPT_CONNECT_TIMEOUT, OPT_DRAIN_TIMEOUT,
+    OPT_CONNECT_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_TRANSPARENT,
 };
 
 static const struct option LONG_OPTS[] = {
@@ -89,6 +94,7 @@ static const struct option LONG_OPTS[] = {
     {"detect-timeout", required_argument, NULL, OPT_DETECT_TIMEOUT},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
+    {"transparent", no_argument, NULL, OPT_TRANSPARENT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -102,7 +108,7 @@ static const struct {
     {OPT_OUTBOUND, "MESH_PROXY_OUTBOUND"}, {OPT_ADMIN, "MESH_PROXY_ADMIN"},
     {OPT_ROUTES, "MESH_PROXY_ROUTES"},     {OPT_COLLECTOR, "MESH_COLLECTOR"},
     {OPT_NAMESPACE, "MESH_NAMESPACE"},     {OPT_DEPLOYMENT, "MESH_DEPLOYMENT"},
-    {OPT_POD, "MESH_POD"},
+    {OPT_POD, "MESH_POD"},                 {OPT_TRANSPARENT, "MESH_PROXY_TRANSPARENT"},
 };
 
 struct opts {
@@ -183,6 +189,13 @@ static int apply(struct opts *o, int opt, const char *arg)
     case OPT_OUTBOUND: return addr_opt("--outbound", arg, 1, &cfg->outbound);
     case OPT_ADMIN: return addr_opt("--admin", arg, 1, &cfg->admin);
     case OPT_ROUTES: o->routes_file = arg; return 0;
+    case OPT_TRANSPARENT:
+        /* from the environment: "1"/"true" on, "0"/"false" off */
+        if (arg != NULL && strcmp(arg, "1") != 0 && strcmp(arg, "true") != 0 &&
+            strcmp(arg, "0") != 0 && strcmp(arg, "false") != 0)
+            return usage_error("MESH_PROXY_TRANSPARENT", "expected 1, true, 0 or false"), -1;
+        cfg->transparent = arg == NULL || strcmp(arg, "1") == 0 || strcmp(arg, "true") == 0;
+        return 0;
     case OPT_COLLECTOR: cfg->collector = *arg ? arg : NULL; return 0;
     case OPT_NAMESPACE: cfg->self.ns = *arg ? arg : NULL; return 0;
     case OPT_DEPLOYMENT: cfg->self.deploy = *arg ? arg : NULL; return 0;
@@ -344,7 +357,10 @@ static void print_listening(const struct px *px)
     const struct px_cfg *cfg = &px->cfg;
     if (px->inbound != NULL)
         fprintf(stderr, "mesh-proxy: inbound listening on %s, port %d, to %s\n", cfg->inbound,
-                px_listener_port(px->inbound), cfg->inbound_to);
+                px_listener_port(px->inbound),
+                cfg->inbound_to ? cfg->inbound_to : "the original port on loopback");
+    if (cfg->transparent)
+        fprintf(stderr, "mesh-proxy: transparent: original destinations from SO_ORIGINAL_DST\n");
     if (px->outbound != NULL)
         fprintf(stderr, "mesh-proxy: outbound listening on %s, port %d, %zu route(s)\n",
                 cfg->outbound, px_listener_port(px->outbound), px->nroutes);
@@ -379,7 +395,7 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error(argv[optind], "unexpected argument");
-    if (o.cfg.inbound_to == NULL)
+    if (o.cfg.inbound_to == NULL && !o.cfg.transparent)
         o.cfg.inbound = NULL; /* nowhere to send inbound traffic */
     if (o.cfg.inbound == NULL && o.cfg.outbound == NULL)
         return usage_error("listeners", "both inbound and outbound are off");

@@ -11,6 +11,8 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <linux/netfilter_ipv4.h>             /* SO_ORIGINAL_DST */
+#include <linux/netfilter_ipv6/ip6_tables.h> /* IP6T_SO_ORIGINAL_DST */
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +46,11 @@ struct px_detect {
 
 /* ---- routes ------------------------------------------------------------------------------ */
 
-struct px_route *px_route_find(struct px *px, const struct px_conn *conn, const char *authority,
+struct px_route *px_route_find(struct px *px, struct px_conn *conn, const char *authority,
                                size_t len)
 {
+    if (conn->has_orig && conn->dir == MESH_DIR_INBOUND)
+        return &conn->orig_route;
     if (conn->dir == MESH_DIR_INBOUND)
         return px->inbound_route.neps > 0 ? &px->inbound_route : NULL;
     struct px_route *fallback = NULL;
@@ -67,7 +71,80 @@ struct px_route *px_route_find(struct px *px, const struct px_conn *conn, const 
             strncasecmp(name, authority, len) == 0 && memcmp(name + len, ":80", 3) == 0)
             return route;
     }
-    return fallback;
+    return conn->has_orig ? &conn->orig_route : fallback;
+}
+
+/* ---- transparent: the original destination ------------------------------------------------ */
+
+static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+int px_conn_set_orig(struct px_conn *conn, const struct sockaddr_storage *orig,
+                     const struct sockaddr_storage *local)
+{
+    if ((orig->ss_family != AF_INET && orig->ss_family != AF_INET6) ||
+        (local != NULL && same_sockaddr(orig, local)))
+        return MESH_EINVAL;
+    struct px_endpoint *ep = &conn->orig_ep;
+    memset(ep, 0, sizeof(*ep));
+    memset(&conn->orig_route, 0, sizeof(conn->orig_route));
+    if (orig->ss_family == AF_INET) {
+        struct sockaddr_in sin = *(const struct sockaddr_in *)orig;
+        if (conn->dir == MESH_DIR_INBOUND)
+            sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        memcpy(&ep->addr, &sin, sizeof(sin));
+        ep->addrlen = sizeof(sin);
+    } else {
+        struct sockaddr_in6 sin6 = *(const struct sockaddr_in6 *)orig;
+        if (conn->dir == MESH_DIR_INBOUND) {
+            sin6.sin6_addr = in6addr_loopback;
+            sin6.sin6_scope_id = 0;
+        }
+        memcpy(&ep->addr, &sin6, sizeof(sin6));
+        ep->addrlen = sizeof(sin6);
+    }
+    struct mesh_addr addr;
+    memcpy(&addr.ss, &ep->addr, sizeof(addr.ss));
+    addr.len = ep->addrlen;
+    mesh_addr_format(&addr, ep->name, sizeof(ep->name));
+    conn->orig_route.authority = ep->name;
+    conn->orig_route.eps = ep;
+    conn->orig_route.neps = 1;
+    conn->has_orig = 1;
+    return 0;
+}
+
+/* What the NAT table says |fd| was connecting to: 0 with |orig| set, or -1
+ * (no conntrack entry, not redirected). */
+static int original_dst(int fd, const struct sockaddr_storage *local, struct sockaddr_storage *orig)
+{
+    socklen_t len = sizeof(*orig);
+    memset(orig, 0, sizeof(*orig));
+    if (local->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *l6 = (const void *)local;
+        /* a v4 client on a dual-stack listener: the IPv4 NAT table knows it */
+        if (!IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr))
+            return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, orig, &len) == 0 ? 0 : -1;
+    }
+    return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, orig, &len) == 0 ? 0 : -1;
+}
+
+/* Ends the per-connection endpoint's life: h1.c may have pooled upstream
+ * connections on it (ep->h1_pool). */
+static void orig_route_free(struct px_conn *conn)
+{
+    if (conn->has_orig)
+        px_h1_free_pool(&conn->orig_ep);
 }
 
 void px_route_free(struct px_route *route)
@@ -252,6 +329,7 @@ void px_conn_close(struct px_conn *conn)
     struct px_tcp_stats *st = px_conn_stats(conn);
     mesh_loop_del_fd(px->loop, conn->fd);
     close(conn->fd);
+    orig_route_free(conn);
     conn_unlink(conn);
     st->close_total++;
     st->open_now--;
@@ -382,8 +460,12 @@ static void new_conn(struct px_listener *lst, int fd, const struct sockaddr_stor
     fmt_sockaddr(peer, peerlen, conn->peer, sizeof(conn->peer));
     struct sockaddr_storage local;
     socklen_t locallen = sizeof(local);
-    if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0)
+    if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0) {
         fmt_sockaddr(&local, locallen, conn->local, sizeof(conn->local));
+        struct sockaddr_storage orig;
+        if (px->cfg.transparent && original_dst(fd, &local, &orig) == 0)
+            px_conn_set_orig(conn, &orig, &local); /* not redirected: routes as usual */
+    }
     mesh_buf_init(&conn->in, PX_DETECT_CAP);
     if (mesh_loop_add_fd(px->loop, fd, MESH_READ, on_detect_read, conn) != 0) {
         mesh_buf_free(&conn->in);

@@ -72,6 +72,7 @@ struct px_cfg {
     const char *inbound, *inbound_to, *outbound, *admin; /* NULL: listener off */
     const char *collector;    /* NULL: tap off (events are counted, not sent) */
     struct mesh_labels self;  /* --namespace, --deployment, --pod */
+    int transparent;          /* --transparent: connections redirected by `mesh init` */
     struct px_limits limits;
     size_t tap_queue_batches; /* tapsend max_batches */
 };
@@ -135,6 +136,11 @@ struct px_conn {
      * (timers, upstream sockets) and calls px_conn_close(). NULL: just close. */
     void (*on_close)(struct px_conn *conn);
     struct px_conn *next, *prev; /* px->conns */
+    /* --transparent: where the connection was going before iptables redirected
+     * it (px_conn_set_orig); px_route_find() returns |orig_route| then. */
+    int has_orig;
+    struct px_route orig_route; /* one endpoint, |orig_ep|; owns nothing */
+    struct px_endpoint orig_ep;
 };
 
 /* Closes the socket, updates the TCP counters and frees |conn| (its |in|
@@ -147,6 +153,16 @@ static inline void px_conn_count(struct px_conn *conn, uint64_t nread, uint64_t 
     st->read_bytes += nread;
     st->write_bytes += nwritten;
 }
+/* --transparent: sets |conn|'s per-connection route from |orig| (what
+ * SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST said) and |local| (getsockname).
+ * Outbound: |orig| itself. Inbound: the loopback address of orig's family on
+ * orig's port, because the proxy's own connection to its pod's IP would go
+ * through `mesh init`'s redirect chain back to its inbound port (a loop),
+ * while loopback returns early. 0, or MESH_EINVAL (conn unchanged) when
+ * |orig| is not IP or equals |local|: the connection was not redirected and
+ * forwarding it "to where it was going" would come straight back. */
+int px_conn_set_orig(struct px_conn *conn, const struct sockaddr_storage *orig,
+                     const struct sockaddr_storage *local);
 static inline struct px_tcp_stats *px_conn_stats(struct px_conn *conn)
 {
     return &conn->px->tcp[conn->dir == MESH_DIR_OUTBOUND];
@@ -164,14 +180,19 @@ void px_tcp_serve(struct px_conn *conn);
 /* h1.c: closes the idle upstream connections and frees the pools of every
  * endpoint (px_free calls it before the routes go). */
 void px_h1_free_pools(struct px *px);
+/* The same for one endpoint (a transparent connection's own, when it closes). */
+void px_h1_free_pool(struct px_endpoint *ep);
 
 /* ---- routes, endpoints, upstream sockets --------------------------------------------- */
 
 /* The route for a request on |conn| to |authority| (|len| bytes, may be NULL).
  * Inbound: always the --inbound-to route. Outbound: the route whose authority
  * equals it (ASCII case-insensitive; "host" also matches a route "host:80"),
- * else "*", else NULL (the caller answers 502 / refuses the stream). */
-struct px_route *px_route_find(struct px *px, const struct px_conn *conn, const char *authority,
+ * else "*", else NULL (the caller answers 502 / refuses the stream).
+ * A connection with an original destination (conn->has_orig, --transparent)
+ * gets conn->orig_route instead of --inbound-to (inbound) or of "*" and NULL
+ * (outbound: a route naming the authority still wins). */
+struct px_route *px_route_find(struct px *px, struct px_conn *conn, const char *authority,
                                size_t len);
 
 /* balance.c: power of two choices over peak-EWMA latency, as linkerd2-proxy:

@@ -28,7 +28,7 @@ start_demo() {
     "$MESH" demo "$@" > "$WORK/demo.out" 2> "$WORK/demo.err" &
     dpid=$!
     for _ in $(seq 600); do
-        grep -q "^Try, in another terminal" "$WORK/demo.out" && break
+        grep -q "^Try, in another terminal" "$WORK/demo.out" 2> /dev/null && break
         kill -0 $dpid 2> /dev/null || break
         sleep 0.1
     done

@@ -1,5 +1,7 @@
 /* tests/unit/test_proxy.c — mesh-proxy's core without sockets: protocol
- * detection from first bytes, route specs and route lookup. */
+ * detection from first bytes, route specs, route lookup and the
+ * --transparent per-connection route. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,10 +99,94 @@ static void test_route_find(void)
     px_route_free(&px.inbound_route);
 }
 
+static struct sockaddr_storage sa(const char *ip, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        inet_pton(AF_INET6, ip, &s6->sin6_addr);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, ip, &s4->sin_addr);
+    }
+    return ss;
+}
+
+/* --transparent: the per-connection route from the original destination */
+static void test_transparent(void)
+{
+    struct px px;
+    struct px_conn conn;
+    char err[256];
+    memset(&px, 0, sizeof(px));
+    memset(&conn, 0, sizeof(conn));
+    conn.px = &px;
+    conn.dir = MESH_DIR_OUTBOUND;
+    struct px_route routes[2];
+    CHECK_EQ_INT(px_route_parse("web.emojivoto:80=127.0.0.1:1", &routes[0], err, sizeof(err)), 0);
+    CHECK_EQ_INT(px_route_parse("*=127.0.0.1:2", &routes[1], err, sizeof(err)), 0);
+    px.routes = routes;
+    px.nroutes = 2;
+
+    /* outbound: the original address itself */
+    struct sockaddr_storage orig = sa("10.77.0.2", 8080), local = sa("127.0.0.1", 4140);
+    CHECK_EQ_INT(px_conn_set_orig(&conn, &orig, &local), 0);
+    CHECK(conn.has_orig);
+    CHECK_EQ_STR(conn.orig_ep.name, "10.77.0.2:8080");
+    CHECK_EQ_INT(conn.orig_route.neps, 1);
+    CHECK(conn.orig_route.eps == &conn.orig_ep);
+    /* a route naming the authority still wins; otherwise the original
+     * destination, before "*" and for opaque TCP too */
+    CHECK(px_route_find(&px, &conn, "web.emojivoto:80", 16) == &routes[0]);
+    CHECK(px_route_find(&px, &conn, "10.77.0.2:8080", 14) == &conn.orig_route);
+    CHECK(px_route_find(&px, &conn, NULL, 0) == &conn.orig_route);
+
+    /* not redirected (the original destination is the listener itself): no
+     * per-connection route, so "*" as without --transparent */
+    memset(&conn, 0, sizeof(conn));
+    conn.px = &px;
+    conn.dir = MESH_DIR_OUTBOUND;
+    CHECK_EQ_INT(px_conn_set_orig(&conn, &local, &local), MESH_EINVAL);
+    CHECK(!conn.has_orig);
+    CHECK(px_route_find(&px, &conn, NULL, 0) == &routes[1]);
+    struct sockaddr_storage unix_ss;
+    memset(&unix_ss, 0, sizeof(unix_ss));
+    unix_ss.ss_family = AF_UNIX;
+    CHECK_EQ_INT(px_conn_set_orig(&conn, &unix_ss, NULL), MESH_EINVAL);
+
+    /* inbound: the application on loopback at the original port, before
+     * --inbound-to */
+    conn.dir = MESH_DIR_INBOUND;
+    CHECK_EQ_INT(px_route_parse("*=127.0.0.1:9", &px.inbound_route, err, sizeof(err)), 0);
+    CHECK(px_route_find(&px, &conn, "x", 1) == &px.inbound_route);
+    orig = sa("10.77.0.2", 8080);
+    local = sa("10.77.0.2", 4143);
+    CHECK_EQ_INT(px_conn_set_orig(&conn, &orig, &local), 0);
+    CHECK_EQ_STR(conn.orig_ep.name, "127.0.0.1:8080");
+    CHECK(px_route_find(&px, &conn, "x", 1) == &conn.orig_route);
+    orig = sa("fd00::2", 8081);
+    local = sa("fd00::2", 4143);
+    CHECK_EQ_INT(px_conn_set_orig(&conn, &orig, &local), 0);
+    CHECK_EQ_STR(conn.orig_ep.name, "[::1]:8081");
+    conn.dir = MESH_DIR_OUTBOUND;
+    CHECK_EQ_INT(px_conn_set_orig(&conn, &orig, &local), 0);
+    CHECK_EQ_STR(conn.orig_ep.name, "[fd00::2]:8081");
+
+    for (int i = 0; i < 2; i++)
+        px_route_free(&routes[i]);
+    px_route_free(&px.inbound_route);
+}
+
 int main(void)
 {
     RUN(test_detect);
     RUN(test_route_parse);
     RUN(test_route_find);
+    RUN(test_transparent);
     return TEST_REPORT();
 }
