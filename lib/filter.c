@@ -30,10 +30,21 @@ static int str_eq(const char *want, const char *have)
     return want == NULL || (have != NULL && strcmp(want, have) == 0);
 }
 
+/* Whether |res| is the workload whose proxy saw |evt| (tap RESOURCE means
+ * what RESOURCE's proxies see, as in linkerd viz tap): the server for an
+ * inbound event, the client for an outbound one; either side of a capture. */
+static int res_match(const struct mesh_resource *res, const struct mesh_evt *evt)
+{
+    switch (evt->direction) {
+    case MESH_DIR_INBOUND: return mesh_resource_match(res, evt, 0);
+    case MESH_DIR_OUTBOUND: return mesh_resource_match(res, evt, 1);
+    default: return mesh_resource_match(res, evt, 0) || mesh_resource_match(res, evt, 1);
+    }
+}
+
 int mesh_filter_match(const struct mesh_filter *f, const struct mesh_evt *evt)
 {
-    if (f->res.type != MESH_RT_NONE && !mesh_resource_match(&f->res, evt, 0) &&
-        !mesh_resource_match(&f->res, evt, 1))
+    if (f->res.type != MESH_RT_NONE && !res_match(&f->res, evt))
         return 0;
     if (f->to.type != MESH_RT_NONE && !mesh_resource_match(&f->to, evt, 0))
         return 0;

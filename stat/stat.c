@@ -11,6 +11,7 @@
 
 #define STAT_MAX_ROWS 100000
 #define STAT_MAX_CONNS 65536
+#define STAT_MAX_PODS 256
 
 struct row {
     enum mesh_rtype type;
@@ -19,6 +20,7 @@ struct row {
     uint64_t req_bytes, rsp_bytes;
     struct mesh_hist hist;
     struct mesh_strmap conns;       /* distinct connections, keys only */
+    struct mesh_strmap pods;        /* meshed pods: those whose proxy reported */
     int init;
 };
 
@@ -38,8 +40,10 @@ struct mesh_stat *mesh_stat_new(const struct mesh_stat_opts *opts)
     return st;
 }
 
+/* Adds |evt| to its row for |type| (the source's with |src_side|); with
+ * |tally| 0 only makes sure the row exists and notes the reporting pod. */
 static void count(struct mesh_stat *st, const struct mesh_evt *evt, enum mesh_rtype type,
-                  int src_side)
+                  int src_side, int tally)
 {
     const char *name = mesh_resource_of(evt, type, src_side);
     const char *ns = type == MESH_RT_AUTH || type == MESH_RT_NS
@@ -70,7 +74,16 @@ static void count(struct mesh_stat *st, const struct mesh_evt *evt, enum mesh_rt
         snprintf(r->name, sizeof(r->name), "%s", name);
         mesh_hist_init(&r->hist);
         mesh_strmap_init(&r->conns, 1, STAT_MAX_CONNS);
+        mesh_strmap_init(&r->pods, 1, STAT_MAX_PODS);
     }
+    /* the pod of the proxy that reported it (none for captures) */
+    const char *pod = evt->direction == MESH_DIR_INBOUND    ? evt->dst_labels.pod
+                      : evt->direction == MESH_DIR_OUTBOUND ? evt->src_labels.pod
+                                                            : NULL;
+    if (pod != NULL)
+        mesh_strmap_get(&r->pods, pod, NULL);
+    if (!tally)
+        return;
     r->requests++;
     r->failures += (uint64_t)mesh_evt_failed(evt);
     r->req_bytes += evt->req_bytes;
@@ -92,8 +105,16 @@ void mesh_stat_add(struct mesh_stat *st, const struct mesh_evt *evt)
 {
     const struct mesh_stat_opts *o = &st->opts;
     int by_src = o->to.type != MESH_RT_NONE;
-    if (evt->direction == (by_src ? MESH_DIR_INBOUND : MESH_DIR_OUTBOUND))
+    if (evt->direction == (by_src ? MESH_DIR_INBOUND : MESH_DIR_OUTBOUND)) {
+        /* Not counted here; but the caller's proxy says its workload is
+         * meshed, and one that only calls others has no other way in. */
+        if (by_src || o->from.type != MESH_RT_NONE)
+            return;
+        for (size_t i = 0; i < o->nres; i++)
+            if (o->res[i].type != MESH_RT_AUTH && mesh_resource_match(&o->res[i], evt, 1))
+                count(st, evt, o->res[i].type, 1, 0);
         return;
+    }
     mesh_window_add(&st->window, evt->ts_us);
     if (evt->duration_us > 0)
         mesh_window_add(&st->window, evt->ts_us + (uint64_t)evt->duration_us);
@@ -103,7 +124,7 @@ void mesh_stat_add(struct mesh_stat *st, const struct mesh_evt *evt)
         return;
     for (size_t i = 0; i < o->nres; i++)
         if (mesh_resource_match(&o->res[i], evt, by_src))
-            count(st, evt, o->res[i].type, by_src);
+            count(st, evt, o->res[i].type, by_src, 1);
 }
 
 static int cmp_rows(const void *a, const void *b)
@@ -130,12 +151,18 @@ static void print_json(FILE *out, const struct mesh_stat_row *rows, size_t n)
         }
         mesh_buf_printf(&b, "\"type\":\"%s\",\"name\":", mesh_rtype_name(r->type));
         mesh_buf_json_str(&b, r->name, strlen(r->name));
-        mesh_buf_printf(&b,
-                        ",\"meshed\":null,\"requests\":%llu,\"failures\":%llu,"
-                        "\"success\":%.6f,\"rps\":%.4f",
-                        (unsigned long long)r->requests, (unsigned long long)r->failures,
-                        r->requests ? (double)(r->requests - r->failures) / (double)r->requests : 0,
-                        r->rps);
+        if (r->total_pods > 0)
+            mesh_buf_printf(&b, ",\"meshed\":\"%u/%u\"", r->meshed_pods, r->total_pods);
+        else
+            mesh_buf_appends(&b, ",\"meshed\":null");
+        mesh_buf_printf(&b, ",\"requests\":%llu,\"failures\":%llu",
+                        (unsigned long long)r->requests, (unsigned long long)r->failures);
+        if (r->requests > 0)
+            mesh_buf_printf(&b, ",\"success\":%.6f",
+                            (double)(r->requests - r->failures) / (double)r->requests);
+        else
+            mesh_buf_appends(&b, ",\"success\":null");
+        mesh_buf_printf(&b, ",\"rps\":%.4f", r->rps);
         const int64_t q[] = {r->p50_us, r->p95_us, r->p99_us};
         static const char *const qn[] = {"p50", "p95", "p99"};
         for (int k = 0; k < 3; k++) {
@@ -153,6 +180,15 @@ static void print_json(FILE *out, const struct mesh_stat_row *rows, size_t n)
     mesh_buf_appends(&b, n ? "\n]\n" : "]\n");
     fwrite(b.data, 1, b.len, out);
     mesh_buf_free(&b);
+}
+
+/* MESHED: "1/1", or "-" where no proxy reported (captures). */
+static const char *meshed_str(const struct mesh_stat_row *r, char *buf, size_t len)
+{
+    if (r->total_pods == 0)
+        return "-";
+    snprintf(buf, len, "%u/%u", r->meshed_pods, r->total_pods);
+    return buf;
 }
 
 void mesh_stat_print(FILE *out, struct mesh_stat_row *rows, size_t n, enum mesh_output mode)
@@ -190,12 +226,12 @@ void mesh_stat_print(FILE *out, struct mesh_stat_row *rows, size_t n, enum mesh_
     fputc('\n', out);
     for (size_t i = 0; i < n; i++) {
         const struct mesh_stat_row *r = &rows[i];
-        char full[300], succ[16], rps[24], p[3][24], rb[24], wb[24];
+        char full[300], succ[16], rps[24], p[3][24], rb[24], wb[24], meshed[24];
         snprintf(full, sizeof(full), "%s/%s", mesh_rtype_name(r->type), r->name);
         if (many_ns)
             mesh_fput_col(out, r->ns[0] ? r->ns : "-", wns, 3);
         mesh_fput_col(out, full, wname, 3);
-        mesh_fput_col(out, "-", 6, 3);
+        mesh_fput_col(out, meshed_str(r, meshed, sizeof(meshed)), 6, 3);
         mesh_fput_rcol(out, mesh_fmt_pct(succ, sizeof(succ),
                                          r->requests ? (double)(r->requests - r->failures) /
                                                            (double)r->requests
@@ -235,6 +271,8 @@ struct mesh_stat_row *mesh_stat_rows(struct mesh_stat *st, size_t *n)
             .tcp_conn = r->conns.n,
             .read_bytes_per_sec = (double)r->req_bytes / secs,
             .write_bytes_per_sec = (double)r->rsp_bytes / secs,
+            .meshed_pods = (uint32_t)r->pods.n,
+            .total_pods = (uint32_t)r->pods.n,
         };
     }
     *n = st->rows.n;
@@ -281,14 +319,14 @@ void mesh_stat_ui_rows(struct mesh_ui *ui, struct mesh_stat_row *rows, size_t n,
     mesh_ui_begin(ui);
     for (size_t i = 0; i < n; i++) {
         const struct mesh_stat_row *r = &rows[i];
-        char full[300], succ[16], rps[24], p[3][24], conn[24], rb[24], wb[24];
+        char full[300], succ[16], rps[24], p[3][24], conn[24], rb[24], wb[24], meshed[24];
         double success = r->requests ? (double)(r->requests - r->failures) / (double)r->requests : -1;
         snprintf(full, sizeof(full), "%s/%s", mesh_rtype_name(r->type), r->name);
         snprintf(conn, sizeof(conn), "%llu", (unsigned long long)r->tcp_conn);
         struct mesh_ui_cell cells[] = {
             {r->ns[0] ? r->ns : "-", 0, 0},
             {full, 0, 0},
-            {"-", 0, 0},
+            {meshed_str(r, meshed, sizeof(meshed)), (double)r->meshed_pods, r->total_pods > 0},
             {mesh_fmt_pct(succ, sizeof(succ), success), success, success >= 0},
             {mesh_fmt_rps(rps, sizeof(rps), r->rps), r->rps, 1},
             {mesh_fmt_latency(p[0], sizeof(p[0]), r->p50_us), (double)r->p50_us, r->p50_us >= 0},
@@ -309,7 +347,11 @@ void mesh_stat_free(struct mesh_stat *st)
     if (st == NULL)
         return;
     for (size_t i = 0; i < st->rows.n; i++)
-        mesh_strmap_free(&((struct row *)st->rows.order[i]->val)->conns);
+    {
+        struct row *r = st->rows.order[i]->val;
+        mesh_strmap_free(&r->conns);
+        mesh_strmap_free(&r->pods);
+    }
     mesh_strmap_free(&st->rows);
     free(st);
 }

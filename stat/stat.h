@@ -38,6 +38,7 @@ struct mesh_stat_row {
     int64_t p50_us, p95_us, p99_us; /* -1: no latency */
     uint64_t tcp_conn;
     double read_bytes_per_sec, write_bytes_per_sec;
+    uint32_t meshed_pods, total_pods; /* MESHED "1/1"; total 0: unknown ("-", captures) */
 };
 
 /* Prints |rows| (sorted here by type, namespace, name) as a table, wide

@@ -497,6 +497,9 @@ static void stat_on_message(struct mesh_grpc_call *call, const uint8_t *msg, siz
         o->has_read_bytes_per_sec = o->has_write_bytes_per_sec = 1;
         o->read_bytes_per_sec = s->read_bytes_per_sec;
         o->write_bytes_per_sec = s->write_bytes_per_sec;
+        /* every pod seen is meshed: the store only hears of pods through their proxies */
+        o->has_meshed_pods = o->has_total_pods = s->meshed_pods > 0;
+        o->meshed_pods = o->total_pods = s->meshed_pods;
         ptrs[i] = o;
     }
     resp.n_rows = rows && ptrs ? r.nrows : 0;

@@ -108,12 +108,16 @@ static int64_t opt_col(sqlite3_stmt *s, int col)
 
 /* --- stat -------------------------------------------------------------------- */
 
+#define SROW_MAX_PODS 256 /* meshed pods told apart per row; more count as this */
+
 struct srow {
     enum mesh_rtype type;
     size_t nslen;                   /* the key is "T\x1fNS\x1fNAME" */
     uint64_t requests, failures, req_bytes, rsp_bytes;
     struct shist hist;
     struct cunion conns;
+    uint64_t *pods;                 /* hashes of the meshed pods seen, unsorted */
+    uint32_t npods;
 };
 
 /* What one rollup row or one raw event adds to a row. */
@@ -137,6 +141,35 @@ struct stat_ctx {
     size_t key_alloc;
     int err;
 };
+
+/* Notes that |pod| (a proxy's own pod) serves the workload of row |r|. */
+static int srow_pod(struct srow *r, const char *pod)
+{
+    if (pod == NULL || r->npods >= SROW_MAX_PODS)
+        return 0;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)pod; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    for (uint32_t i = 0; i < r->npods; i++)
+        if (r->pods[i] == h)
+            return 0;
+    if ((r->npods & (r->npods - 1)) == 0) { /* 0, 1, 2, 4, …: grow */
+        uint64_t *p = realloc(r->pods, (r->npods ? r->npods * 2 : 1) * sizeof(*p));
+        if (p == NULL)
+            return MESH_ENOMEM;
+        r->pods = p;
+    }
+    r->pods[r->npods++] = h;
+    return 0;
+}
+
+/* The pod of the proxy that reported |e|, NULL for captures. */
+static const char *proxy_pod(const struct mesh_evt *e)
+{
+    if (e->direction == MESH_DIR_INBOUND)
+        return e->dst_labels.pod;
+    return e->direction == MESH_DIR_OUTBOUND ? e->src_labels.pod : NULL;
+}
 
 static void stat_count(struct stat_ctx *c, const struct mesh_evt *e, enum mesh_rtype type,
                        int src_side, const struct contrib *k)
@@ -179,10 +212,10 @@ static void stat_count(struct stat_ctx *c, const struct mesh_evt *e, enum mesh_r
     r->failures += k->failures;
     r->req_bytes += k->req_bytes;
     r->rsp_bytes += k->rsp_bytes;
-    int rv = 0;
-    if (k->hist != NULL)
+    int rv = srow_pod(r, proxy_pod(e));
+    if (rv == 0 && k->hist != NULL)
         rv = shist_merge_blob(&r->hist, k->hist, k->hist_len, k->lat_min, k->lat_max);
-    else if (k->latency >= 0)
+    else if (rv == 0 && k->latency >= 0)
         rv = shist_add(&r->hist, (uint64_t)k->latency);
     if (rv == 0 && k->conns != NULL)
         rv = cunion_merge_blob(&r->conns, k->conns, k->conns_len);
@@ -197,8 +230,17 @@ static void stat_feed(struct stat_ctx *c, const struct mesh_evt *e, const struct
 {
     const struct mesh_store_stat_req *q = c->req;
     int by_src = q->to.type != MESH_RT_NONE;
-    if (e->direction == (by_src ? MESH_DIR_INBOUND : MESH_DIR_OUTBOUND))
+    if (e->direction == (by_src ? MESH_DIR_INBOUND : MESH_DIR_OUTBOUND)) {
+        /* Not counted here; but the caller's proxy says its workload is
+         * meshed, and one that only calls others has no other way in. */
+        static const struct contrib none = {.latency = -1};
+        if (by_src || q->from.type != MESH_RT_NONE)
+            return;
+        for (size_t i = 0; i < q->nresources; i++)
+            if (q->resources[i].type != MESH_RT_AUTH && mesh_resource_match(&q->resources[i], e, 1))
+                stat_count(c, e, q->resources[i].type, 1, &none);
         return;
+    }
     if (by_src && !mesh_resource_match(&q->to, e, 0))
         return;
     if (q->from.type != MESH_RT_NONE && !mesh_resource_match(&q->from, e, 1))
@@ -351,12 +393,14 @@ int mesh_store_stat(struct mesh_store *st, const struct mesh_store_stat_req *req
                 out->tcp_conn_estimated = r->conns.hll != NULL;
                 out->read_bytes_per_sec = (double)r->req_bytes / secs;
                 out->write_bytes_per_sec = (double)r->rsp_bytes / secs;
+                out->meshed_pods = r->npods;
             }
             res->nrows = c.rows.n;
         }
     }
     for (size_t i = 0; i < c.rows.n; i++) {
         struct srow *r = c.rows.order[i]->val;
+        free(r->pods);
         shist_free(&r->hist);
         cunion_free(&r->conns);
     }

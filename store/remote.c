@@ -124,7 +124,7 @@ static struct mesh_stat_row *stat_rows_db(const struct mesh_store_stat_result *r
         rows[i] = (struct mesh_stat_row){r->ns, r->type, r->name, r->requests, r->failures,
                                          r->rps, r->latency_p50_us, r->latency_p95_us,
                                          r->latency_p99_us, r->tcp_conn, r->read_bytes_per_sec,
-                                         r->write_bytes_per_sec};
+                                         r->write_bytes_per_sec, r->meshed_pods, r->meshed_pods};
     }
     return rows;
 }
@@ -193,6 +193,8 @@ static struct mesh_stat_row *stat_rows_pb(const Mesh__Tap__V1__StatResponse *r)
             .tcp_conn = o->tcp_conn,
             .read_bytes_per_sec = o->read_bytes_per_sec,
             .write_bytes_per_sec = o->write_bytes_per_sec,
+            .meshed_pods = o->has_meshed_pods ? o->meshed_pods : 0,
+            .total_pods = o->has_total_pods ? o->total_pods : 0,
         };
     }
     return rows;

@@ -90,6 +90,7 @@ struct mesh_store_stat_row {                 /* StatRow */
     uint64_t tcp_conn;
     int tcp_conn_estimated;                  /* 1: HyperLogLog estimate (~6.5%) */
     double read_bytes_per_sec, write_bytes_per_sec;
+    uint32_t meshed_pods;                    /* pods whose proxy reported; 0 for captures */
 };
 struct mesh_store_stat_result {
     struct mesh_store_stat_row *rows;        /* sorted by type, ns, name */
@@ -99,8 +100,10 @@ struct mesh_store_stat_result {
     char *strings;                           /* internal */
 };
 /* Rows keyed by destination (inbound and replay events), or by source with
- * |to| set (outbound and replay), as stat/stat.c. Reads rollups only (and
- * raw rows not yet rolled up). Free |res| with mesh_store_stat_result_free. */
+ * |to| set (outbound and replay), as stat/stat.c. A meshed workload that
+ * only calls others (a vote bot) still gets a row, with no requests, as
+ * linkerd viz stat shows it. Reads rollups only (and raw rows not yet rolled
+ * up). Free |res| with mesh_store_stat_result_free. */
 int mesh_store_stat(struct mesh_store *st, const struct mesh_store_stat_req *req,
                     uint64_t now_us, struct mesh_store_stat_result *res);
 void mesh_store_stat_result_free(struct mesh_store_stat_result *res);

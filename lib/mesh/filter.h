@@ -27,6 +27,9 @@ struct mesh_filter {
 void mesh_filter_init(struct mesh_filter *f);
 /* Parses "5xx", "4xx", "404". Returns 0 or MESH_EINVAL. */
 int mesh_filter_set_status(struct mesh_filter *f, const char *arg);
+/* 1 when |evt| passes every filter. The resource is the workload whose proxy
+ * saw the event (the server of an inbound one, the client of an outbound one,
+ * either side in a capture), as in linkerd viz tap RESOURCE. */
 int mesh_filter_match(const struct mesh_filter *f, const struct mesh_evt *evt);
 
 #endif
