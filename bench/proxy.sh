@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/proxy.sh [--runs N] [--requests N] [--seconds N] [--rate N] [--idle N]
-#                [--build DIR] [--record]
+#                [--collector-core 0|1] [--targets "direct mesh-tap …"] [--build DIR] [--record]
 #
 # A benchmark, not a test: mesh-proxy against the proxies users already run
 # (issue 4). Targets with tap on: throughput ≥ 1.0× haproxy on h2c and ≥ 1.0×
@@ -38,7 +38,8 @@ usage() {
     exit 2
 }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$ROOT/build RUNS=5 REQUESTS=200000 SECONDS_=10 RATE=1000 IDLE=1000 RECORD=0
+BUILD=$ROOT/build RUNS=5 REQUESTS=200000 SECONDS_=10 RATE=1000 IDLE=1000 RECORD=0 COLCORE=1
+TARGETS="direct mesh-tap mesh-off haproxy nginx"
 while [ $# -gt 0 ]; do
     case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -47,6 +48,8 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --idle) IDLE=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
+    --collector-core) COLCORE=$2; shift 2 ;;
+    --targets) TARGETS=$2; shift 2 ;;
     --record) RECORD=1; shift ;;
     *) usage ;;
     esac
@@ -119,7 +122,7 @@ wait_port "$P_H1BE"
 
 # ---- proxies (all on core 0) ---------------------------------------------------------------
 P_COL=$(free_port)
-start 1 collector "$MESH" collector --listen 127.0.0.1:$P_COL --db "$WORK/mesh.db" --max-db-size 16GiB
+start "$COLCORE" collector "$MESH" collector --listen 127.0.0.1:$P_COL --db "$WORK/mesh.db" --max-db-size 16GiB
 wait_port "$P_COL"
 
 declare -A PORT PID
@@ -177,7 +180,6 @@ EOF
     wait_port "$p"
 done
 PORT[direct-h2]=$P_H2BE PORT[direct-h1]=$P_H1BE
-TARGETS="direct mesh-tap mesh-off haproxy nginx"
 
 cpu_ticks() { # PID: utime + stime in clock ticks
     awk '{print $14 + $15}' "/proc/$1/stat"
@@ -280,6 +282,7 @@ for run in $(seq "$RUNS"); do
     done
 done
 for t in mesh-tap haproxy nginx; do
+    [[ " $TARGETS " == *" $t "* ]] || continue
     log "idle connections: $t"
     idle_rss "$t"
 done
@@ -297,8 +300,8 @@ report() {
     mach="$(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(lsb_release -ds 2>/dev/null || sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release)"
     echo "## $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "\`bench/proxy.sh --runs $RUNS --requests $REQUESTS --seconds $SECONDS_ --rate $RATE --idle $IDLE\`; medians of $RUNS interleaved runs."
-    echo "Machine: $mach; load before the run: $LOAD0. Proxies on core 0; backends (nghttpd, nginx, one worker each), load generators and the collector on core 1."
+    echo "\`bench/proxy.sh --runs $RUNS --requests $REQUESTS --seconds $SECONDS_ --rate $RATE --idle $IDLE --collector-core $COLCORE\`; medians of $RUNS interleaved runs."
+    echo "Machine: $mach; load before the run: $LOAD0. Proxies on core 0; backends (nghttpd, nginx, one worker each) and load generators on core 1; the collector on core $COLCORE."
     echo "$(haproxy -v | head -1 | cut -d' ' -f1-3), nginx $(nginx -v 2>&1 | cut -d/ -f2), nghttp2 $(nghttpd --version | awk '{print $2}'), mesh build: $(basename "$BUILD")."
     echo "Tap on: the collector stored $STORED events over the whole benchmark."
     echo
