@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -374,6 +376,7 @@ void gconn_destroy(struct gconn *conn, const char *why)
         gcall_free(conn->calls);
     }
     nghttp2_session_del(conn->session);
+    SSL_free(conn->ssl);
     mesh_buf_free(&conn->wbuf);
     void *owner = conn->owner;
     const struct gconn_ops *ops = conn->ops;
@@ -399,6 +402,8 @@ static int drain_timeout(struct mesh_loop *loop, int64_t id, void *ctx)
 /* h2c with prior knowledge only: anything but the HTTP/2 preface (an HTTP/1.1
  * request, h2c Upgrade included) gets a 505 and the connection closes once
  * the peer has read it. */
+static ssize_t conn_send(struct gconn *conn, const void *buf, size_t len);
+
 static void reply_http1(struct gconn *conn)
 {
     static const char body[] = "this is a gRPC server: HTTP/2 (h2c, prior knowledge) only\n";
@@ -408,7 +413,7 @@ static void reply_http1(struct gconn *conn)
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      sizeof(body) - 1, body);
     /* a fresh socket's buffer takes this whole; a peer that does not read gets less */
-    if (send(conn->fd, rsp, (size_t)n, MSG_NOSIGNAL) < 0) {
+    if (conn_send(conn, rsp, (size_t)n) < 0) {
         gconn_fail(conn, "write: %s", strerror(errno));
         return;
     }
@@ -423,11 +428,85 @@ static void reply_http1(struct gconn *conn)
         conn->timer = id;
 }
 
+/* read(2)/send(2), or their TLS equivalents: > 0 bytes, 0 at EOF, -1 with
+ * errno (EAGAIN when TLS wants the socket either way first). */
+static ssize_t conn_recv(struct gconn *conn, void *buf, size_t len)
+{
+    if (conn->ssl == NULL)
+        return read(conn->fd, buf, len);
+    ERR_clear_error();
+    int n = SSL_read(conn->ssl, buf, (int)(len > INT_MAX ? INT_MAX : len));
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(conn->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL: if (errno == 0) return 0; return -1;
+    default: errno = EPROTO; return -1;
+    }
+}
+
+static ssize_t conn_send(struct gconn *conn, const void *buf, size_t len)
+{
+    if (conn->ssl == NULL)
+        return send(conn->fd, buf, len, MSG_NOSIGNAL);
+    ERR_clear_error();
+    int n = SSL_write(conn->ssl, buf, (int)(len > INT_MAX ? INT_MAX : len));
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(conn->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    default: if (errno == 0) errno = EPROTO; return -1;
+    }
+}
+
+/* Drives the TLS handshake; once done, HTTP/2 starts (the client's preface
+ * goes out from the flush). ALPN must have agreed on "h2". */
+static void conn_handshake(struct gconn *conn)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(conn->ssl);
+    if (rc == 1) {
+        const unsigned char *proto = NULL;
+        unsigned plen = 0;
+        SSL_get0_alpn_selected(conn->ssl, &proto, &plen);
+        if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
+            gconn_fail(conn, "TLS: the peer did not agree to ALPN h2");
+            return;
+        }
+        conn->handshaking = 0;
+        if (conn->timer > 0) { /* client: the connect timeout; server: the handshake's */
+            mesh_loop_del_timer(conn->loop, conn->timer);
+            conn->timer = 0;
+        }
+        gconn_set_mask(conn, MESH_READ);
+        gconn_mark_dirty(conn);
+        return;
+    }
+    switch (SSL_get_error(conn->ssl, rc)) {
+    case SSL_ERROR_WANT_READ: gconn_set_mask(conn, MESH_READ); return;
+    case SSL_ERROR_WANT_WRITE: gconn_set_mask(conn, MESH_READ | MESH_WRITE); return;
+    default: {
+        unsigned long e = ERR_peek_last_error();
+        char msg[120];
+        ERR_error_string_n(e, msg, sizeof(msg));
+        gconn_fail(conn, "TLS handshake: %s", e != 0 ? msg : "connection closed");
+    }
+    }
+}
+
 static void conn_read(struct gconn *conn)
 {
     uint8_t buf[READ_CHUNK];
-    for (int round = 0; round < READS_PER_WAKEUP && !conn->failed; round++) {
-        ssize_t n = read(conn->fd, buf, sizeof(buf));
+    /* TLS may hold decrypted bytes the socket no longer signals: never stop
+     * while it does (what is still in the socket wakes us again) */
+    for (int round = 0;
+         (round < READS_PER_WAKEUP || (conn->ssl != NULL && SSL_pending(conn->ssl) > 0)) &&
+         !conn->failed;
+         round++) {
+        ssize_t n = conn_recv(conn, buf, sizeof(buf));
         if (n == 0) {
             gconn_fail(conn, "connection closed by peer");
             return;
@@ -457,7 +536,7 @@ static void conn_read(struct gconn *conn)
             return;
         }
         gconn_mark_dirty(conn);
-        if ((size_t)n < sizeof(buf))
+        if ((size_t)n < sizeof(buf) && conn->ssl == NULL)
             return;
     }
 }
@@ -490,7 +569,7 @@ static void flush_inner(struct gconn *conn)
     int blocked = 0;
     /* a server says nothing before the client's preface: an HTTP/1.x client
      * gets a readable 505, not our SETTINGS first */
-    if (conn->connecting || conn->draining || conn->failed ||
+    if (conn->connecting || conn->handshaking || conn->draining || conn->failed ||
         (conn->is_server && conn->magic_seen < NGHTTP2_CLIENT_MAGIC_LEN))
         return;
     run_pending(conn);
@@ -517,7 +596,7 @@ static void flush_inner(struct gconn *conn)
             run_pending(conn);
             continue;
         }
-        ssize_t w = send(conn->fd, conn->wbuf.data + conn->woff, pending, MSG_NOSIGNAL);
+        ssize_t w = conn_send(conn, conn->wbuf.data + conn->woff, pending);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -562,6 +641,15 @@ void gconn_on_fd(struct mesh_loop *loop, int fd, unsigned events, void *ctx)
     if (conn->connecting) {
         if (events & (MESH_WRITE | MESH_READ))
             conn->ops->connected(conn);
+        if (!conn->connecting && conn->handshaking && !conn->failed)
+            conn_handshake(conn);
+    } else if (conn->handshaking) {
+        conn_handshake(conn);
+        if (!conn->handshaking && !conn->failed) {
+            conn_read(conn); /* what came with the last handshake record */
+            if (!conn->failed)
+                flush_inner(conn);
+        }
     } else {
         if (events & MESH_READ)
             conn_read(conn);
@@ -733,7 +821,8 @@ static ssize_t deliver_one(struct mesh_grpc_call *call, const uint8_t *p, size_t
 
 static void gcall_deliver(struct mesh_grpc_call *call)
 {
-    while (!call->paused && gcall_accepting(call)) {
+    /* in.data is NULL while nothing is buffered: no pointer made from it then */
+    while (!call->paused && gcall_accepting(call) && call->in.len > call->in_off) {
         ssize_t used = deliver_one(call, (const uint8_t *)call->in.data + call->in_off,
                                    call->in.len - call->in_off);
         if (used <= 0)

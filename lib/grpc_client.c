@@ -1,6 +1,7 @@
 /* lib/grpc_client.c — the gRPC client (mesh/grpc.h): non-blocking connect, an
  * nghttp2 client session, calls and their final status, and the blocking
  * mesh_grpc_unary() for CLIs. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -9,6 +10,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "grpc_impl.h"
 #include "mesh/err.h"
@@ -33,8 +37,102 @@ struct mesh_grpc_client {
     int freeing;
     char *authorization;
     char *call_authority; /* opts.authority, or NULL for |authority| */
+    char host[48];        /* the address's IP, checked against the certificate */
     unsigned ncalls;
 };
+
+/* mesh_grpc_client_set_token(): "Bearer TOKEN", or NULL */
+static char *default_authorization;
+/* mesh_grpc_client_set_tls(): shared by every client; NULL for h2c */
+static SSL_CTX *default_tls;
+
+int mesh_grpc_client_set_tls(const char *ca_file, char *errbuf, size_t errlen)
+{
+    SSL_CTX *ctx = NULL;
+    if (ca_file != NULL) {
+        static const unsigned char alpn[] = {2, 'h', '2'};
+        if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+            SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1 ||
+            SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn)) != 0) {
+            char msg[160];
+            ERR_error_string_n(ERR_get_error(), msg, sizeof(msg));
+            snprintf(errbuf, errlen, "TLS CA file %s: %s", ca_file, msg);
+            SSL_CTX_free(ctx);
+            return MESH_EIO;
+        }
+        SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+    }
+    SSL_CTX_free(default_tls);
+    default_tls = ctx;
+    return 0;
+}
+
+/* TLS on a new client connection: verify the peer against the address. */
+static int client_tls(struct mesh_grpc_client *client, struct gconn *conn, int fd)
+{
+    if (default_tls == NULL)
+        return 0;
+    if ((conn->ssl = SSL_new(default_tls)) == NULL || SSL_set_fd(conn->ssl, fd) != 1)
+        return MESH_ENOMEM;
+    X509_VERIFY_PARAM *param = SSL_get0_param(conn->ssl);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, client->host) != 1)
+        X509_VERIFY_PARAM_set1_host(param, client->host, 0);
+    SSL_set_connect_state(conn->ssl);
+    conn->handshaking = 1;
+    return 0;
+}
+
+int mesh_grpc_client_set_token(const char *token)
+{
+    char *value = NULL;
+    if (token != NULL) {
+        size_t n = strlen(token) + sizeof("Bearer ");
+        if ((value = malloc(n)) == NULL)
+            return MESH_ENOMEM;
+        snprintf(value, n, "Bearer %s", token);
+    }
+    free(default_authorization);
+    default_authorization = value;
+    return 0;
+}
+
+int mesh_grpc_token_read(const char *path, char *token, size_t len, char *errbuf, size_t errlen)
+{
+    char buf[MESH_GRPC_TOKEN_MAX + 2];
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(errbuf, errlen, "token file %s: %s", path, strerror(errno));
+        return MESH_EIO;
+    }
+    char *line = fgets(buf, sizeof(buf), f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        snprintf(errbuf, errlen, "token file %s: cannot read it", path);
+        return MESH_EIO;
+    }
+    size_t n = line != NULL ? strlen(line) : 0;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                     line[n - 1] == '\t'))
+        n--;
+    while (n > 0 && (*line == ' ' || *line == '\t'))
+        line++, n--;
+    int printable = 1;
+    for (size_t i = 0; i < n; i++)
+        printable &= line[i] > ' ' && line[i] < 0x7f;
+    if (n < 16 || n > MESH_GRPC_TOKEN_MAX || !printable || n + 1 > len) {
+        snprintf(errbuf, errlen, "token file %s: the first line must be a token of 16 to %d "
+                 "printable characters without spaces", path, MESH_GRPC_TOKEN_MAX);
+        memset(buf, 0, sizeof(buf));
+        return MESH_EINVAL;
+    }
+    memcpy(token, line, n);
+    token[n] = '\0';
+    memset(buf, 0, sizeof(buf));
+    return 0;
+}
 
 #define NV(name, value, vlen)                                                                      \
     {                                                                                              \
@@ -273,7 +371,7 @@ static void client_connected(struct gconn *conn)
         gconn_fail(conn, "connect: %s", strerror(err));
         return;
     }
-    if (err == 0 && conn->timer > 0) {
+    if (err == 0 && conn->timer > 0 && !conn->handshaking) { /* TLS: when it is done */
         mesh_loop_del_timer(conn->loop, conn->timer);
         conn->timer = 0;
     }
@@ -347,6 +445,8 @@ static int start_connect(struct mesh_grpc_client *client)
     }
     snprintf(conn->peer, sizeof(conn->peer), "%s", client->authority);
     conn->connecting = 1;
+    if (client_tls(client, conn, fd) != 0)
+        goto fail;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
@@ -370,6 +470,7 @@ static int start_connect(struct mesh_grpc_client *client)
     return 0;
 fail:
     nghttp2_session_del(conn->session);
+    SSL_free(conn->ssl);
     mesh_buf_free(&conn->wbuf);
     free(conn);
     close(fd);
@@ -393,6 +494,12 @@ struct mesh_grpc_client *mesh_grpc_client_new(struct mesh_loop *loop, const char
     }
     client->loop = loop;
     mesh_addr_format(&client->addr, client->authority, sizeof(client->authority));
+    if (client->addr.ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&client->addr.ss)->sin6_addr, client->host,
+                  sizeof(client->host));
+    else
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&client->addr.ss)->sin_addr, client->host,
+                  sizeof(client->host));
     if (opts != NULL)
         client->opts = *opts;
     if (client->opts.max_recv_message == 0)
@@ -401,6 +508,8 @@ struct mesh_grpc_client *mesh_grpc_client_new(struct mesh_loop *loop, const char
         client->opts.send_queue = MESH_GRPC_DEFAULT_SEND_QUEUE;
     if (client->opts.connect_timeout_ms == 0)
         client->opts.connect_timeout_ms = CONNECT_TIMEOUT_MS;
+    if (client->opts.authorization == NULL)
+        client->opts.authorization = default_authorization;
     if (client->opts.authorization != NULL &&
         (client->authorization = strdup(client->opts.authorization)) == NULL)
         goto nomem;

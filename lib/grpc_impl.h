@@ -1,7 +1,8 @@
 /* lib/grpc_impl.h — what lib/grpc.c, grpc_server.c and grpc_client.c share; private.
  *
- * A gconn is one TCP connection and its nghttp2 session; a mesh_grpc_call is
- * one stream on it. A call is freed when both its holder is done with it
+ * A gconn is one TCP connection (TLS on it when |ssl| is set: lib/grpc.c's
+ * conn_recv/conn_send, the handshake before any HTTP/2) and its nghttp2
+ * session; a mesh_grpc_call is one stream on it. A call is freed when both its holder is done with it
  * (handler_done) and its stream is gone (stream_done), but only at a safe point:
  * while the connection is being processed (busy), nghttp2 or our own loops may
  * still look at it, so it waits for gconn_leave() to reap it. The same goes for
@@ -11,6 +12,7 @@
 #define MESH_GRPC_IMPL_H
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <stdint.h>
 
 #include "mesh/buf.h"
@@ -59,6 +61,8 @@ struct gconn {
     int failed; /* torn down at the next safe point */
     char why[160];
     int connecting;    /* client: connect(2) in progress */
+    SSL *ssl;          /* NULL: cleartext (h2c) */
+    int handshaking;   /* TLS handshake not done: no HTTP/2 yet */
     int draining;      /* server: answered HTTP/1.x; discarding input until EOF */
     size_t magic_seen; /* server: bytes of the client preface checked */
     int writable_pending, resume_pending, reap_pending;
@@ -166,6 +170,10 @@ int gserver_submit_headers(struct mesh_grpc_call *call);
 int gserver_submit_trailers(struct mesh_grpc_call *call);
 void gserver_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len);
 void gserver_abort(struct mesh_grpc_call *call, int status, const char *msg);
+/* Serves a connected, non-blocking socket |fd| as if accepted (for fuzzers:
+ * tests/fuzz/fuzz_grpc.c feeds a socketpair end). 0, or MESH_ENOMEM with
+ * |fd| left open. */
+int gserver_adopt(struct mesh_grpc_server *server, int fd);
 void gclient_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t len);
 void gclient_end_local(struct mesh_grpc_call *call, int status, const char *msg);
 

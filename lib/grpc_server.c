@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "grpc_impl.h"
 #include "mesh/err.h"
 
@@ -25,6 +27,7 @@ struct mesh_grpc_server {
     struct mesh_grpc_method *methods;
     size_t nmethods;
     struct mesh_grpc_server_opts opts; /* defaults filled in */
+    SSL_CTX *tls;                      /* NULL: h2c */
     struct gconn *conns;
     unsigned nconns, ncalls;
     struct gflush flush;
@@ -264,6 +267,70 @@ static void start_call(struct mesh_grpc_server *server, struct mesh_grpc_call *c
         m->handler->on_start(call, call->ctx);
 }
 
+/* ALPN: h2 or nothing (a gRPC server speaks no HTTP/1.1) */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
+        if (in[i] == 2 && i + 3 <= inlen && memcmp(&in[i + 1], "h2", 2) == 0) {
+            *out = &in[i + 1];
+            *outlen = 2;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *errbuf, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *what = "cannot create a TLS context";
+    if (ctx == NULL)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+    what = cert;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+        goto fail;
+    what = key;
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    return ctx;
+fail: {
+    char msg[160];
+    ERR_error_string_n(ERR_get_error(), msg, sizeof(msg));
+    snprintf(errbuf, errlen, "TLS: %s: %s", what, msg);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+}
+
+int mesh_grpc_bearer_authorize(struct mesh_grpc_call *call, const char **message, void *ctx)
+{
+    const char *want = ctx;
+    const char *got = mesh_grpc_call_header(call, "authorization");
+    static const char bearer[] = "Bearer ";
+    if (got == NULL || strncmp(got, bearer, sizeof(bearer) - 1) != 0) {
+        *message = "missing authorization: Bearer token";
+        return MESH_GRPC_UNAUTHENTICATED;
+    }
+    got += sizeof(bearer) - 1;
+    /* constant time in the token's content: every byte of |want| is looked
+     * at whatever |got| holds, and no branch depends on where they differ */
+    size_t glen = strlen(got), wlen = strlen(want);
+    unsigned char diff = glen != wlen;
+    for (size_t i = 0; i < wlen; i++)
+        diff |= (unsigned char)want[i] ^ (unsigned char)(i < glen ? got[i] : 0);
+    if (diff != 0) {
+        *message = "wrong bearer token";
+        return MESH_GRPC_UNAUTHENTICATED;
+    }
+    return MESH_GRPC_OK;
+}
+
 static void server_call_freed(struct mesh_grpc_call *call)
 {
     call->server->ncalls--;
@@ -393,11 +460,33 @@ static const struct gconn_ops server_ops = {
     .writable = server_writable,
 };
 
+#define TLS_HANDSHAKE_MS 10000 /* a client that starts TLS and stalls is dropped */
+
+static int handshake_timeout(struct mesh_loop *loop, int64_t id, void *ctx)
+{
+    struct gconn *conn = ctx;
+    conn->timer = 0;
+    if (conn->handshaking)
+        gconn_destroy(conn, "TLS handshake not finished in time");
+    return MESH_TIMER_DONE;
+}
+
 static int new_conn(struct mesh_grpc_server *server, int fd, const struct mesh_addr *peer)
 {
     struct gconn *conn = gconn_new(server->loop, fd, 1, &server_ops, server, &server->flush);
     if (conn == NULL)
         return MESH_ENOMEM;
+    if (server->tls != NULL) {
+        if ((conn->ssl = SSL_new(server->tls)) == NULL || SSL_set_fd(conn->ssl, fd) != 1)
+            goto fail;
+        SSL_set_accept_state(conn->ssl);
+        conn->handshaking = 1;
+        if ((conn->timer = mesh_loop_add_timer(server->loop, TLS_HANDSHAKE_MS, handshake_timeout,
+                                               conn)) < 0) {
+            conn->timer = 0;
+            goto fail;
+        }
+    }
     mesh_addr_format(peer, conn->peer, sizeof(conn->peer));
     if (nghttp2_session_server_new2(&conn->session, server->callbacks, conn, server->option) != 0)
         goto fail;
@@ -422,10 +511,22 @@ static int new_conn(struct mesh_grpc_server *server, int fd, const struct mesh_a
      * readable 505, not binary frames first */
     return 0;
 fail:
+    if (conn->timer > 0)
+        mesh_loop_del_timer(server->loop, conn->timer);
     nghttp2_session_del(conn->session);
+    SSL_free(conn->ssl);
     mesh_buf_free(&conn->wbuf);
     free(conn);
     return MESH_ENOMEM;
+}
+
+int gserver_adopt(struct mesh_grpc_server *server, int fd)
+{
+    struct mesh_addr peer;
+    peer.len = sizeof(peer.ss);
+    if (getpeername(fd, (struct sockaddr *)&peer.ss, &peer.len) != 0)
+        peer.ss.ss_family = AF_UNSPEC;
+    return new_conn(server, fd, &peer);
 }
 
 static void on_accept(struct mesh_loop *loop, int fd, unsigned events, void *ctx);
@@ -513,6 +614,13 @@ struct mesh_grpc_server *mesh_grpc_server_new(struct mesh_loop *loop, const char
     if (nmethods > 0)
         memcpy(server->methods, methods, nmethods * sizeof(*methods));
     server->nmethods = nmethods;
+    if (server->opts.tls_cert != NULL && server->opts.tls_key != NULL &&
+        (server->tls = tls_server_ctx(server->opts.tls_cert, server->opts.tls_key, errbuf,
+                                      errlen)) == NULL) {
+        mesh_grpc_server_free(server);
+        return NULL;
+    }
+    server->opts.tls_cert = server->opts.tls_key = NULL; /* not kept */
 
     if (nghttp2_session_callbacks_new(&server->callbacks) != 0 ||
         nghttp2_option_new(&server->option) != 0)
@@ -583,6 +691,7 @@ void mesh_grpc_server_free(struct mesh_grpc_server *server)
         mesh_loop_del_timer(server->loop, server->accept_timer);
     while (server->conns != NULL)
         gconn_destroy(server->conns, "server shutting down");
+    SSL_CTX_free(server->tls);
     gflush_stop(&server->flush);
     nghttp2_session_callbacks_del(server->callbacks);
     nghttp2_option_del(server->option);

@@ -896,6 +896,10 @@ int mesh_h1_parse(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size
         case S_TRAILER: {
             char *old = p->head.data;
             rv = collect(p, buf, len, &pos, 0, NULL);
+            /* the head's strings stay valid while the trailers come in
+             * pieces: the buffer may move on any append, done or not */
+            if (p->head.data != old)
+                point_msg(p);
             if (rv == 0)
                 goto out;
             if (rv < 0)
@@ -903,8 +907,6 @@ int mesh_h1_parse(struct mesh_h1_parser *p, const uint8_t *buf, size_t len, size
                        fail(p, rv,
                             rv == MESH_ETOOBIG ? "trailer section too large" : "out of memory",
                             err_desc);
-            if (p->head.data != old)
-                point_msg(p);
             size_t start = p->trailers_off, out = start;
             p->state = S_END;
             if (p->head.len - start <= 2)

@@ -8,7 +8,10 @@
  */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +50,8 @@ struct hd_conn {
     int running, rerun;          /* conn_run() re-entered from a handler */
     int closed;                  /* freed at the end of conn_run() */
     char peer[48];
+    SSL *ssl;                    /* NULL: plain HTTP */
+    int handshaking;             /* TLS handshake not done yet */
     struct hd_conn *next, *prev;
 };
 
@@ -71,6 +76,7 @@ struct mesh_httpd {
     int64_t sweep_timer;
     unsigned nconns;
     struct hd_conn *conns;
+    SSL_CTX *tls;               /* NULL: plain HTTP */
 };
 
 static void conn_run(struct hd_conn *conn);
@@ -232,8 +238,59 @@ static uint64_t after_ms(unsigned ms)
     return mesh_loop_now_us() + ms * 1000ull;
 }
 
+/* recv(2)/send(2) or TLS: > 0 bytes, 0 at EOF, -1 with errno (EAGAIN: wait). */
+static ssize_t hd_recv(struct hd_conn *conn, void *buf, size_t len)
+{
+    if (conn->ssl == NULL)
+        return recv(conn->fd, buf, len, 0);
+    ERR_clear_error();
+    int n = SSL_read(conn->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(conn->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL: if (errno == 0) return 0; return -1;
+    default: errno = EPROTO; return -1;
+    }
+}
+
+static ssize_t hd_send(struct hd_conn *conn, const void *buf, size_t len)
+{
+    if (conn->ssl == NULL)
+        return send(conn->fd, buf, len, MSG_NOSIGNAL);
+    ERR_clear_error();
+    int n = SSL_write(conn->ssl, buf, (int)(len > INT_MAX ? INT_MAX : len));
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(conn->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    default: if (errno == 0) errno = EPROTO; return -1;
+    }
+}
+
+/* 1 done (go on), 0 wait for the socket, -1 failed: close. */
+static int hd_handshake(struct hd_conn *conn)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(conn->ssl);
+    if (rc == 1) {
+        conn->handshaking = 0;
+        watch(conn, MESH_READ);
+        return 1;
+    }
+    switch (SSL_get_error(conn->ssl, rc)) {
+    case SSL_ERROR_WANT_READ: watch(conn, MESH_READ); return 0;
+    case SSL_ERROR_WANT_WRITE: watch(conn, MESH_READ | MESH_WRITE); return 0;
+    default: return -1;
+    }
+}
+
 static void conn_release(struct hd_conn *conn)
 {
+    SSL_free(conn->ssl);
     mesh_h1_parser_free(&conn->parser);
     mesh_buf_free(&conn->in);
     mesh_buf_free(&conn->out);
@@ -330,8 +387,7 @@ static void answer_error(struct hd_conn *conn, int status, const char *text)
 static int flush_out(struct hd_conn *conn)
 {
     while (conn->out_off < conn->out.len) {
-        ssize_t n = send(conn->fd, conn->out.data + conn->out_off, conn->out.len - conn->out_off,
-                         MSG_NOSIGNAL);
+        ssize_t n = hd_send(conn, conn->out.data + conn->out_off, conn->out.len - conn->out_off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -365,7 +421,7 @@ static int read_in(struct hd_conn *conn)
         return -1;
     ssize_t n;
     do
-        n = recv(conn->fd, at, room, 0);
+        n = hd_recv(conn, at, room);
     while (n < 0 && errno == EINTR);
     conn->in.len -= room - (n > 0 ? (size_t)n : 0);
     conn->in.data[conn->in.len] = 0;
@@ -437,7 +493,7 @@ static int linger(struct hd_conn *conn)
 {
     char sink[4096];
     for (;;) {
-        ssize_t n = recv(conn->fd, sink, sizeof(sink), 0);
+        ssize_t n = hd_recv(conn, sink, sizeof(sink));
         if (n > 0 || (n < 0 && errno == EINTR))
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -452,6 +508,8 @@ static int linger(struct hd_conn *conn)
 static int conn_step(struct hd_conn *conn)
 {
     struct mesh_httpd *srv = conn->srv;
+    if (conn->handshaking)
+        return hd_handshake(conn);
     switch (conn->state) {
     case ST_READ: {
         int rc = parse_in(conn);
@@ -492,6 +550,8 @@ static int conn_step(struct hd_conn *conn)
             break;
         }
         if (conn->close_after) {
+            if (conn->ssl != NULL)
+                SSL_shutdown(conn->ssl); /* close_notify; the peer's is not waited for */
             shutdown(conn->fd, SHUT_WR);
             conn->state = ST_LINGER;
             conn->deadline_us = after_ms(HD_LINGER_MS);
@@ -672,6 +732,16 @@ static void on_accept(struct mesh_loop *loop, int lfd, unsigned events, void *ct
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         conn->srv = srv;
         conn->fd = fd;
+        if (srv->tls != NULL) {
+            if ((conn->ssl = SSL_new(srv->tls)) == NULL || SSL_set_fd(conn->ssl, fd) != 1) {
+                SSL_free(conn->ssl);
+                free(conn);
+                close(fd);
+                continue;
+            }
+            SSL_set_accept_state(conn->ssl);
+            conn->handshaking = 1;
+        }
         struct mesh_addr peer = {.ss = ss, .len = sslen};
         mesh_addr_format(&peer, conn->peer, sizeof(conn->peer));
         mesh_h1_parser_init(&conn->parser, MESH_H1_REQUEST, srv->opts.max_head, 0);
@@ -681,6 +751,7 @@ static void on_accept(struct mesh_loop *loop, int lfd, unsigned events, void *ct
         conn->mask = MESH_READ;
         if (mesh_loop_add_fd(loop, fd, MESH_READ, conn_io, conn) != 0) {
             mesh_h1_parser_free(&conn->parser);
+            SSL_free(conn->ssl);
             free(conn);
             close(fd);
             continue;
@@ -743,6 +814,25 @@ struct mesh_httpd *mesh_httpd_new(struct mesh_loop *loop, const char *listen_add
         o->header_timeout_ms = 10000;
     if (o->idle_timeout_ms == 0)
         o->idle_timeout_ms = 60000;
+    srv->lfd = -1;
+    if (o->tls_cert != NULL && o->tls_key != NULL) {
+        const char *what = o->tls_cert;
+        if ((srv->tls = SSL_CTX_new(TLS_server_method())) == NULL ||
+            SSL_CTX_use_certificate_chain_file(srv->tls, o->tls_cert) != 1 ||
+            (what = o->tls_key, SSL_CTX_use_PrivateKey_file(srv->tls, o->tls_key,
+                                                            SSL_FILETYPE_PEM) != 1) ||
+            SSL_CTX_check_private_key(srv->tls) != 1) {
+            char msg[160];
+            ERR_error_string_n(ERR_get_error(), msg, sizeof(msg));
+            snprintf(errbuf, errlen, "TLS: %s: %s", what, msg);
+            goto fail;
+        }
+        SSL_CTX_set_min_proto_version(srv->tls, TLS1_2_VERSION);
+        SSL_CTX_set_options(srv->tls, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+        SSL_CTX_set_mode(srv->tls, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                       SSL_MODE_ENABLE_PARTIAL_WRITE);
+    }
+    o->tls_cert = o->tls_key = NULL; /* not kept */
     int one = 1;
     srv->lfd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (srv->lfd < 0 || setsockopt(srv->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
@@ -768,6 +858,7 @@ struct mesh_httpd *mesh_httpd_new(struct mesh_loop *loop, const char *listen_add
 fail:
     if (srv->lfd >= 0)
         close(srv->lfd);
+    SSL_CTX_free(srv->tls);
     free(srv);
     return NULL;
 }
@@ -794,5 +885,6 @@ void mesh_httpd_free(struct mesh_httpd *srv)
         mesh_loop_del_timer(srv->loop, srv->sweep_timer);
     mesh_loop_del_fd(srv->loop, srv->lfd);
     close(srv->lfd);
+    SSL_CTX_free(srv->tls);
     free(srv);
 }

@@ -16,6 +16,7 @@
 #include "mesh/err.h"
 #include "mesh/filter.h"
 #include "mesh/fmt.h"
+#include "mesh/grpc.h"
 #include "mesh/loop.h"
 #include "mesh/source.h"
 #include "demo/demo.h"
@@ -53,7 +54,12 @@ static const char usage_main[] =
     "  check [--pre]    check that the mesh can run, or runs, here\n"
     "  version          print the version\n"
     "\n"
-    "Run `mesh COMMAND --help` for a command's options and examples.\n";
+    "Run `mesh COMMAND --help` for a command's options and examples.\n"
+    "\n"
+    "Every command that talks to a collector (replay --collector, stat, top, tap,\n"
+    "dashboard, check) takes --token-file FILE [MESH_TOKEN_FILE]: it sends\n"
+    "authorization: Bearer TOKEN, TOKEN the first line of FILE; and --tls-ca FILE\n"
+    "[MESH_TLS_CA]: it speaks TLS and checks the collector's certificate against FILE.\n";
 
 static const char usage_replay[] =
     "Usage: mesh replay FILE… [-o tap|json] [--labels MAP] [--db PATH | --collector ADDR]\n"
@@ -602,6 +608,46 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("mesh %s\n", MESH_VERSION);
         return MESH_EXIT_OK;
+    }
+    /* --token-file FILE / $MESH_TOKEN_FILE: the collector checks it (its own
+     * option); every other command is a client and sends it */
+    if (strcmp(cmd, "collector") != 0) {
+        const char *token_file = getenv("MESH_TOKEN_FILE"), *tls_ca = getenv("MESH_TLS_CA");
+        int out = 1;
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)
+                token_file = argv[++i];
+            else if (strncmp(argv[i], "--token-file=", 13) == 0)
+                token_file = argv[i] + 13;
+            else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
+                tls_ca = argv[++i];
+            else if (strncmp(argv[i], "--tls-ca=", 9) == 0)
+                tls_ca = argv[i] + 9;
+            else if (strcmp(argv[i], "--") == 0) {
+                while (i < argc)
+                    argv[out++] = argv[i++];
+                break;
+            } else
+                argv[out++] = argv[i];
+        }
+        argc = out;
+        argv[argc] = NULL;
+        if (token_file != NULL && token_file[0] != '\0') {
+            static char token[MESH_GRPC_TOKEN_MAX + 1];
+            char why[512];
+            if (mesh_grpc_token_read(token_file, token, sizeof(token), why, sizeof(why)) != 0) {
+                fprintf(stderr, "mesh: --token-file: %s\n", why);
+                return MESH_EXIT_USAGE;
+            }
+            if (mesh_grpc_client_set_token(token) != 0)
+                return MESH_EXIT_RUNTIME;
+        }
+        char why[512];
+        if (tls_ca != NULL && tls_ca[0] != '\0' &&
+            mesh_grpc_client_set_tls(tls_ca, why, sizeof(why)) != 0) {
+            fprintf(stderr, "mesh: --tls-ca: %s\n", why);
+            return MESH_EXIT_USAGE;
+        }
     }
     if (strcmp(cmd, "demo") == 0)
         return mesh_demo_main(argc - 1, argv + 1, argv[0]);

@@ -238,6 +238,13 @@ static uint64_t h1p_deadline(const struct h1p_conn *hc)
         return hc->linger_until_us;
     if (hc->drain_until_us != 0)
         return hc->drain_until_us;
+    /* The client closed its side with a request in flight: it may be a
+     * half-close (still reading) or a client gone for good (its own timeout
+     * ran out), which only a write would tell. Without a response timeout an
+     * upstream that never answers would hold both sockets for ever; the idle
+     * timeout bounds it: nothing moved either way for that long ends it. */
+    if (hc->req.active && hc->client_eof)
+        return hc->last_active_us + (uint64_t)lim->idle_timeout_ms * 1000u;
     if (hc->req.active)
         return 0;
     if (hc->in_head)
@@ -933,6 +940,7 @@ static void h1p_up_read(struct h1p_conn *hc, struct h1p_up *up)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n > 0) {
+        hc->last_active_us = mesh_loop_now_us(); /* h1p_deadline: a client that left */
         h1p_rsp_feed(hc, up, h1p_scratch, (size_t)n);
         return;
     }
@@ -1240,6 +1248,9 @@ static int h1p_on_timer(struct mesh_loop *loop, int64_t id, void *ctx)
         return MESH_TIMER_DONE;
     }
     if (hc->lingering || hc->drain_until_us != 0) {
+        hc->abort = 1;
+    } else if (hc->req.active) { /* client_eof: see h1p_deadline() */
+        hc->req.error = "client closed the connection; no response within the idle timeout";
         hc->abort = 1;
     } else if (hc->in_head) {
         h1p_put_error(hc, 408, "Request Timeout", "mesh-proxy: request head not complete in time\n",

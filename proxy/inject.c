@@ -42,6 +42,7 @@ struct ynode {
     size_t start, end;  /* bytes; a flow collection's end is after its bracket */
     size_t cend;        /* end of the last byte of content (block: of the last child) */
     size_t col;         /* column of the first byte */
+    size_t key_col;     /* a block mapping's key: the column of its "?", if any, else |col| */
     char *val;          /* scalars: the value, NUL-terminated */
     struct ynode **kids; /* maps: key, value, key, value… */
     size_t nkids, cap;
@@ -131,6 +132,7 @@ static struct ynode *node_new(struct parse *p, int kind, const yaml_event_t *ev)
     n->end = byte_at(&p->off, ev->end_mark.index);
     n->cend = n->end;
     n->col = ev->start_mark.column;
+    n->key_col = n->col;
     return n;
 }
 
@@ -142,7 +144,8 @@ static int parse_all(struct parse *p, const char *in, size_t len, char *err, siz
     int depth = 0, rv = 0, done = 0;
     if (offsets_init(&p->off, in, len) != 0)
         return MESH_ENOMEM;
-    yaml_parser_initialize(&p->parser);
+    if (!yaml_parser_initialize(&p->parser))
+        return MESH_ENOMEM; /* it freed what it had; the offsets go in parse_free() */
     yaml_parser_set_input_string(&p->parser, (const unsigned char *)in, len);
     while (!done && rv == 0) {
         yaml_event_t ev;
@@ -157,6 +160,10 @@ static int parse_all(struct parse *p, const char *in, size_t len, char *err, siz
         }
         struct ynode *n = NULL;
         switch (ev.type) {
+        case YAML_NO_EVENT: /* a parser in an error state says "OK" and nothing more */
+            snprintf(err, errlen, "out of memory");
+            rv = MESH_ENOMEM;
+            break;
         case YAML_STREAM_END_EVENT: done = 1; break;
         case YAML_DOCUMENT_START_EVENT: {
             struct ydoc *docs = realloc(p->docs, (p->ndocs + 1) * sizeof(*docs));
@@ -216,7 +223,16 @@ static int parse_all(struct parse *p, const char *in, size_t len, char *err, siz
             continue;
         /* a finished node goes to its parent, or is the document's root */
         if (depth > 0) {
-            if (ynode_add(stack[depth - 1], n) != 0) {
+            struct ynode *parent = stack[depth - 1];
+            if (parent->kind == Y_MAP && !parent->flow && parent->nkids % 2 == 0) {
+                /* an explicit key "? k": the mapping's column is the '?' */
+                size_t at = n->start;
+                while (at > 0 && in[at - 1] == ' ')
+                    at--;
+                if (at > 0 && in[at - 1] == '?' && n->start - at + 1 <= n->col)
+                    n->key_col = n->col - (n->start - at + 1);
+            }
+            if (ynode_add(parent, n) != 0) {
                 ynode_free(n);
                 rv = MESH_ENOMEM;
             }
@@ -532,7 +548,17 @@ static size_t first_col(const struct ynode *coll)
 {
     if (coll->nkids == 0)
         return coll->col;
-    return coll->kids[0]->col;
+    if (coll->kind != Y_MAP)
+        return coll->kids[0]->col;
+    /* A block mapping's keys share a column, but an explicit key ("? k")
+     * starts past its indicator (key_col has the '?'), and an empty one
+     * ("? " alone) is marked where libyaml found nothing: the leftmost key
+     * with bytes tells. */
+    size_t col = SIZE_MAX;
+    for (size_t i = 0; i < coll->nkids; i += 2)
+        if (coll->kids[i]->end > coll->kids[i]->start && coll->kids[i]->key_col < col)
+            col = coll->kids[i]->key_col;
+    return col != SIZE_MAX ? col : coll->kids[0]->key_col;
 }
 
 /* Appends |item| to sequence |seq|. */
@@ -559,7 +585,8 @@ static void seq_append(struct injector *inj, const struct ynode *seq, const stru
         dash_col = item_col >= gap ? item_col - gap : 0;
     }
     struct style item_st = *st;
-    item_st.item_off = item_col - dash_col;
+    /* at least "- ": an empty first item ("-" and the line's end) gives 1 */
+    item_st.item_off = item_col - dash_col >= 2 ? item_col - dash_col : 2;
     int need_nl;
     size_t pos = line_after(inj, seq->cend, &need_nl);
     if (need_nl)
@@ -683,7 +710,7 @@ static struct style style_of(const struct injector *inj, const struct ynode *par
             at--;
         if (at > 0 && inj->in[at - 1] == '-') {
             size_t dash_col = item_col - (containers->kids[0]->start - at + 1);
-            st.item_off = item_col - dash_col;
+            st.item_off = item_col - dash_col >= 2 ? item_col - dash_col : 2; /* "-" alone: 1 */
             if (dash_col >= first_col(podspec))
                 st.seq_indent = dash_col - first_col(podspec);
         }

@@ -46,6 +46,10 @@ static const char USAGE[] =
     "Tap and labels:\n"
     "      --collector ADDR       where tap events go [MESH_COLLECTOR]; without one, tap\n"
     "                             is off and events are only counted\n"
+    "      --token-file FILE      send authorization: Bearer TOKEN (the first line of\n"
+    "                             FILE) to the collector [MESH_TOKEN_FILE]\n"
+    "      --tls-ca FILE          TLS to the collector, its certificate checked against\n"
+    "                             the PEM certificates in FILE [MESH_TLS_CA]\n"
     "      --namespace NS         [MESH_NAMESPACE]\n"
     "      --deployment NAME      [MESH_DEPLOYMENT]\n"
     "      --pod NAME             [MESH_POD]\n"
@@ -71,7 +75,7 @@ enum {
     OPT_INBOUND = 256, OPT_INBOUND_TO, OPT_OUTBOUND, OPT_ADMIN, OPT_ROUTE, OPT_ROUTES,
     OPT_COLLECTOR, OPT_NAMESPACE, OPT_DEPLOYMENT, OPT_POD, OPT_TAP_QUEUE, OPT_MAX_CONNS,
     OPT_MAX_HEADER, OPT_MAX_STREAMS, OPT_HEADER_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_DETECT_TIMEOUT,
-    OPT_CONNECT_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_TRANSPARENT,
+    OPT_CONNECT_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_TRANSPARENT, OPT_TOKEN_FILE, OPT_TLS_CA,
 };
 
 static const struct option LONG_OPTS[] = {
@@ -95,6 +99,8 @@ static const struct option LONG_OPTS[] = {
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"transparent", no_argument, NULL, OPT_TRANSPARENT},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -109,6 +115,7 @@ static const struct {
     {OPT_ROUTES, "MESH_PROXY_ROUTES"},     {OPT_COLLECTOR, "MESH_COLLECTOR"},
     {OPT_NAMESPACE, "MESH_NAMESPACE"},     {OPT_DEPLOYMENT, "MESH_DEPLOYMENT"},
     {OPT_POD, "MESH_POD"},                 {OPT_TRANSPARENT, "MESH_PROXY_TRANSPARENT"},
+    {OPT_TOKEN_FILE, "MESH_TOKEN_FILE"},   {OPT_TLS_CA, "MESH_TLS_CA"},
 };
 
 struct opts {
@@ -117,6 +124,7 @@ struct opts {
     const char *route_specs[MAX_ROUTES];
     size_t nroute_specs;
     char *routes_text;
+    const char *token_file, *tls_ca;
 };
 
 static int usage_error(const char *what, const char *why)
@@ -189,6 +197,8 @@ static int apply(struct opts *o, int opt, const char *arg)
     case OPT_OUTBOUND: return addr_opt("--outbound", arg, 1, &cfg->outbound);
     case OPT_ADMIN: return addr_opt("--admin", arg, 1, &cfg->admin);
     case OPT_ROUTES: o->routes_file = arg; return 0;
+    case OPT_TOKEN_FILE: o->token_file = *arg ? arg : NULL; return 0;
+    case OPT_TLS_CA: o->tls_ca = *arg ? arg : NULL; return 0;
     case OPT_TRANSPARENT:
         /* from the environment: "1"/"true" on, "0"/"false" off */
         if (arg != NULL && strcmp(arg, "1") != 0 && strcmp(arg, "true") != 0 &&
@@ -401,6 +411,19 @@ int main(int argc, char **argv)
         return usage_error("listeners", "both inbound and outbound are off");
     if (o.routes_file != NULL && read_routes_file(&o) != 0)
         return MESH_EXIT_USAGE;
+    if (o.token_file != NULL) {
+        static char token[MESH_GRPC_TOKEN_MAX + 1];
+        char why[512];
+        if (mesh_grpc_token_read(o.token_file, token, sizeof(token), why, sizeof(why)) != 0)
+            return usage_error("--token-file", why);
+        if (mesh_grpc_client_set_token(token) != 0)
+            return usage_error("--token-file", "out of memory");
+    }
+    if (o.tls_ca != NULL) {
+        char why[512];
+        if (mesh_grpc_client_set_tls(o.tls_ca, why, sizeof(why)) != 0)
+            return usage_error("--tls-ca", why);
+    }
 
     signal(SIGPIPE, SIG_IGN); /* a peer that left is seen as EPIPE on write */
     struct mesh_loop *loop = mesh_loop_new();

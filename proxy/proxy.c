@@ -436,46 +436,47 @@ static void fmt_sockaddr(const struct sockaddr_storage *ss, socklen_t len, char 
     mesh_addr_format(&addr, buf, buflen);
 }
 
-static void new_conn(struct px_listener *lst, int fd, const struct sockaddr_storage *peer,
-                     socklen_t peerlen)
+/* The accept path and px_conn_adopt(): |peer| as accept(2) gave it. */
+static int conn_start(struct px *px, int fd, enum mesh_direction dir,
+                      const struct sockaddr_storage *peer, socklen_t peerlen,
+                      void (*serve)(struct px_conn *conn))
 {
-    struct px *px = lst->px;
     struct px_conn *conn = calloc(1, sizeof(*conn));
-    struct px_detect *det = calloc(1, sizeof(*det));
-    if (conn == NULL || det == NULL) {
+    struct px_detect *det = serve == NULL ? calloc(1, sizeof(*det)) : NULL;
+    if (conn == NULL || (serve == NULL && det == NULL)) {
         free(conn);
         free(det);
         close(fd);
-        return;
+        return MESH_ENOMEM;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     conn->px = px;
     conn->fd = fd;
     conn->id = ++px->next_conn_id;
-    conn->dir = lst->dir;
+    conn->dir = dir;
     conn->accepted_us = mesh_loop_now_us();
     conn->proto = det;
-    conn->detecting = 1;
-    fmt_sockaddr(peer, peerlen, conn->peer, sizeof(conn->peer));
-    struct sockaddr_storage local;
-    socklen_t locallen = sizeof(local);
-    if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0) {
-        fmt_sockaddr(&local, locallen, conn->local, sizeof(conn->local));
+    conn->detecting = serve == NULL;
+    if (peer != NULL)
+        fmt_sockaddr(peer, peerlen, conn->peer, sizeof(conn->peer));
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
+        fmt_sockaddr(&ss, sslen, conn->local, sizeof(conn->local));
         struct sockaddr_storage orig;
-        if (px->cfg.transparent && original_dst(fd, &local, &orig) == 0)
-            px_conn_set_orig(conn, &orig, &local); /* not redirected: routes as usual */
+        if (px->cfg.transparent && original_dst(fd, &ss, &orig) == 0)
+            px_conn_set_orig(conn, &orig, &ss); /* not redirected: routes as usual */
     }
     mesh_buf_init(&conn->in, PX_DETECT_CAP);
-    if (mesh_loop_add_fd(px->loop, fd, MESH_READ, on_detect_read, conn) != 0) {
+    if (serve == NULL && mesh_loop_add_fd(px->loop, fd, MESH_READ, on_detect_read, conn) != 0) {
         mesh_buf_free(&conn->in);
         free(det);
         free(conn);
         close(fd);
-        return;
+        return MESH_ENOMEM;
     }
-    det->timer = mesh_loop_add_timer(px->loop, px->cfg.limits.detect_timeout_ms,
-                                     on_detect_timeout, conn);
+    if (serve == NULL)
+        det->timer = mesh_loop_add_timer(px->loop, px->cfg.limits.detect_timeout_ms,
+                                         on_detect_timeout, conn);
     conn->next = px->conns;
     if (px->conns != NULL)
         px->conns->prev = conn;
@@ -484,6 +485,19 @@ static void new_conn(struct px_listener *lst, int fd, const struct sockaddr_stor
     struct px_tcp_stats *st = px_conn_stats(conn);
     st->open_total++;
     st->open_now++;
+    if (serve != NULL)
+        serve(conn); /* may close it at once */
+    return 0;
+}
+
+int px_conn_adopt(struct px *px, int fd, enum mesh_direction dir,
+                  void (*serve)(struct px_conn *conn))
+{
+    struct sockaddr_storage peer;
+    socklen_t peerlen = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) != 0)
+        return conn_start(px, fd, dir, NULL, 0, serve);
+    return conn_start(px, fd, dir, &peer, peerlen, serve);
 }
 
 static int accept_resume(struct mesh_loop *loop, int64_t id, void *ctx)
@@ -521,7 +535,9 @@ static void on_accept(struct mesh_loop *loop, int fd, unsigned events, void *ctx
             close(cfd);
             continue;
         }
-        new_conn(lst, cfd, &peer, peerlen);
+        int one = 1;
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn_start(px, cfd, lst->dir, &peer, peerlen, NULL); /* closes |cfd| when it fails */
     }
 }
 

@@ -143,6 +143,16 @@ struct px_conn {
     struct px_endpoint orig_ep;
 };
 
+/* Takes a connected, non-blocking socket |fd| over as a downstream connection
+ * of direction |dir|, as the accept path does (counters, conn list, peer and
+ * local names from getpeername/getsockname, --transparent's original
+ * destination). |serve| NULL detects the protocol from the first bytes as for
+ * accepted connections; px_h1_serve, px_h2_serve or px_tcp_serve hands it to
+ * that module at once (which may close it before this returns). For tests and
+ * fuzzers (tests/fuzz/proxy.h), which feed a socketpair(2) end. 0, or
+ * MESH_ENOMEM with |fd| closed. */
+int px_conn_adopt(struct px *px, int fd, enum mesh_direction dir,
+                  void (*serve)(struct px_conn *conn));
 /* Closes the socket, updates the TCP counters and frees |conn| (its |in|
  * buffer too; |proto| is the module's to free before). */
 void px_conn_close(struct px_conn *conn);
@@ -234,6 +244,15 @@ void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
                   struct mesh_labels *labels);
 
 /* ---- tap and metrics -------------------------------------------------------------------- */
+
+/* Redaction (DESIGN.md "The tap event"): a tap event carries no header field
+ * at all, only the request's method, scheme, :authority/Host and path, its
+ * status, grpc-status and sizes. So no header value (authorization, cookie,
+ * set-cookie, proxy-authorization or any other) ever leaves the proxy, and
+ * the redaction list is satisfied by construction; should header capture be
+ * added, the DESIGN.md default list and a --redact-header flag must come with
+ * it (tests/fault/collector_access.sh greps the store's bytes for them).
+ * Query strings in the path are kept, as Linkerd's tap keeps them. */
 
 /* One finished request on |conn|. The module fills what the request said
  * (ts_us, proto, method, scheme, authority, path, status, grpc_status, reset,

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libpcap-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
-  libsqlite3-dev libncurses-dev libyaml-dev iptables
+  libsqlite3-dev libncurses-dev libyaml-dev libssl-dev openssl iptables
   python3 tshark tcpdump sqlite3
   python3-grpcio python3-protobuf protobuf-compiler
   curl nghttp2-client nghttp2-server nginx-light haproxy wrk tmux prometheus chromium

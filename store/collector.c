@@ -1,6 +1,8 @@
 #include "collector.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +24,9 @@
 
 struct report_call;
 
-/* Every allocation protobuf-c makes while unpacking one batch comes from one
- * arena, freed at once after the commit: a field and a string per event each
- * cost a malloc and a free otherwise, about a quarter of the collector's time. */
+/* Every string of one batch (pb_report below) comes from one arena, freed
+ * at once after the commit: a malloc and a free per string cost about a
+ * quarter of the collector's time when protobuf-c did the unpacking. */
 struct arena_chunk {
     struct arena_chunk *next;
     size_t used, size;
@@ -56,12 +58,6 @@ static void *arena_alloc(void *ctx, size_t size)
     return p;
 }
 
-static void arena_free_one(void *ctx, void *ptr)
-{
-    (void)ctx; /* released with the whole arena */
-    (void)ptr;
-}
-
 static void arena_release(struct arena *a)
 {
     while (a->head != NULL) {
@@ -74,9 +70,11 @@ static void arena_release(struct arena *a)
 /* A received batch waiting for the next commit. */
 struct pending {
     struct pending *next;
-    struct arena arena;             /* owns msg */
+    struct arena arena;             /* owns sender_id and the events' strings */
     struct report_call *rc;         /* NULL once the call is gone: store, no ack */
-    Mesh__Tap__V1__ReportRequest *msg;
+    char *sender_id;
+    uint64_t seq;
+    size_t nevts;
     struct mesh_evt *evts;
     size_t stored;                  /* after the commit: events stored */
     int duplicate;                  /* after the commit: stored before */
@@ -113,6 +111,7 @@ struct collector {
     uint64_t retention_us, max_db_bytes;
     int64_t retry_timer;
     int store_failing;
+    int store_stalled;              /* said so on stderr; say when it resumes */
     struct mesh_buf out;            /* packing buffer */
 };
 
@@ -172,6 +171,253 @@ static int send_msg(struct collector *col, struct mesh_grpc_call *call, const Pr
     return rv;
 }
 
+/* --- ReportRequest, decoded straight into events ------------------------------------- */
+
+/* protobuf-c's generic unpack, a TapEvent message and a string for each
+ * field, then a copy into struct mesh_evt, was a sixth of the collector's
+ * time. This reads the wire format once, with protobuf-c's rules: the last
+ * occurrence of a field wins, unknown fields are skipped, a known field
+ * with the wrong wire type or a truncated one makes the message invalid.
+ * Strings are copied, NUL-terminated, into the batch's arena. */
+struct pbr {
+    const uint8_t *p, *end;
+};
+
+static int pb_varint(struct pbr *r, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (r->p == r->end)
+            return -1;
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int pb_bytes(struct pbr *r, struct pbr *sub)
+{
+    uint64_t n;
+    if (pb_varint(r, &n) != 0 || n > (uint64_t)(r->end - r->p))
+        return -1;
+    sub->p = r->p;
+    sub->end = r->p + n;
+    r->p += n;
+    return 0;
+}
+
+static int pb_skip(struct pbr *r, unsigned wire)
+{
+    uint64_t v;
+    struct pbr sub;
+    size_t n = wire == 1 ? 8 : 4;
+    switch (wire) {
+    case 0: return pb_varint(r, &v);
+    case 2: return pb_bytes(r, &sub);
+    case 1:
+    case 5:
+        if ((size_t)(r->end - r->p) < n)
+            return -1;
+        r->p += n;
+        return 0;
+    default: return -1; /* groups: protobuf-c refuses them too */
+    }
+}
+
+/* The next field's number and wire type; 0 at the end, -1 when malformed. */
+static int pb_tag(struct pbr *r, uint32_t *field, unsigned *wire)
+{
+    uint64_t tag;
+    const uint8_t *start = r->p;
+    if (r->p == r->end)
+        return 0;
+    /* a tag takes at most 5 bytes, as protobuf-c reads them (a longer,
+     * overlong one is malformed there, so here too) */
+    if (pb_varint(r, &tag) != 0 || r->p - start > 5 || (tag >> 3) == 0 ||
+        (tag >> 3) > UINT32_MAX)
+        return -1;
+    *field = (uint32_t)(tag >> 3);
+    *wire = (unsigned)(tag & 7);
+    return 1;
+}
+
+static char *pb_str(struct arena *a, const struct pbr *sub)
+{
+    size_t n = (size_t)(sub->end - sub->p);
+    char *s = arena_alloc(a, n + 1);
+    if (s != NULL) {
+        memcpy(s, sub->p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+static int pb_is(const struct pbr *sub, const char *word, size_t len)
+{
+    return (size_t)(sub->end - sub->p) == len && memcmp(sub->p, word, len) == 0;
+}
+
+/* One src_labels / dst_labels entry (key = 1, value = 2) into |l|. Keys
+ * other than these three are not kept (the store has no column for them),
+ * so neither they nor their values are copied. */
+static int pb_label(struct arena *a, struct pbr *r, struct mesh_labels *l)
+{
+    struct pbr key = {NULL, NULL}, value = {NULL, NULL};
+    uint32_t field;
+    unsigned wire;
+    int more, has_key = 0, has_value = 0;
+    while ((more = pb_tag(r, &field, &wire)) > 0) {
+        if (field == 1 || field == 2) {
+            if (wire != 2 || pb_bytes(r, field == 1 ? &key : &value) != 0)
+                return -1;
+            *(field == 1 ? &has_key : &has_value) = 1;
+        } else if (pb_skip(r, wire) != 0) {
+            return -1;
+        }
+    }
+    if (more < 0)
+        return -1;
+    const char **slot = !has_key                          ? NULL
+                        : pb_is(&key, "namespace", 9)     ? &l->ns
+                        : pb_is(&key, "deployment", 10)   ? &l->deploy
+                        : pb_is(&key, "pod", 3)           ? &l->pod
+                                                          : NULL;
+    if (slot == NULL)
+        return 0;
+    *slot = NULL; /* an entry without a value clears the label, as protobuf-c's NULL did */
+    if (has_value && (*slot = pb_str(a, &value)) == NULL)
+        return -1;
+    return 0;
+}
+
+/* A TapEvent into |e|, as lib/evt_pb.c's mesh_evt_from_pb() reads one. */
+static int pb_event(struct arena *a, struct pbr *r, struct mesh_evt *e)
+{
+    uint32_t field;
+    unsigned wire;
+    int more;
+    mesh_evt_init(e);
+    while ((more = pb_tag(r, &field, &wire)) > 0) {
+        struct pbr sub;
+        uint64_t v = 0;
+        const char **str = NULL;
+        switch (field) {
+        case 3: str = &e->src; break;
+        case 4: str = &e->dst; break;
+        case 8: str = &e->method; break;
+        case 9: str = &e->scheme; break;
+        case 10: str = &e->authority; break;
+        case 11: str = &e->path; break;
+        case 15: str = &e->error; break;
+        case 20: str = &e->id; break;
+        case 5:
+        case 6:
+            if (wire != 2 || pb_bytes(r, &sub) != 0 ||
+                pb_label(a, &sub, field == 5 ? &e->src_labels : &e->dst_labels) != 0)
+                return -1;
+            continue;
+        case 7: {
+            char *name;
+            if (wire != 2 || pb_bytes(r, &sub) != 0 || (name = pb_str(a, &sub)) == NULL)
+                return -1;
+            e->proto = mesh_proto_parse(name);
+            continue;
+        }
+        case 1: case 2: case 12: case 13: case 14: case 16: case 17: case 18: case 19:
+            if (wire != 0 || pb_varint(r, &v) != 0)
+                return -1;
+            break;
+        default:
+            if (pb_skip(r, wire) != 0)
+                return -1;
+            continue;
+        }
+        if (str != NULL) {
+            char *copy;
+            if (wire != 2 || pb_bytes(r, &sub) != 0 || (copy = pb_str(a, &sub)) == NULL)
+                return -1;
+            *str = copy;
+            continue;
+        }
+        switch (field) {
+        case 1: e->ts_us = v; break;
+        case 2:
+            e->direction = v <= MESH_DIR_REPLAY ? (enum mesh_direction)v : MESH_DIR_UNSPEC;
+            break;
+        case 12: e->status = (uint32_t)v <= 999 ? (int)(uint32_t)v : -1; break;
+        case 13: e->grpc_status = (uint32_t)v <= 1000 ? (int)(uint32_t)v : -1; break;
+        case 14: e->reset = (int64_t)(uint32_t)v; break;
+        case 16: e->latency_us = v < INT64_MAX ? (int64_t)v : -1; break;
+        case 17: e->duration_us = v < INT64_MAX ? (int64_t)v : -1; break;
+        case 18: e->req_bytes = v; break;
+        case 19: e->rsp_bytes = v; break;
+        }
+    }
+    return more < 0 ? -1 : 0;
+}
+
+/* A ReportRequest into |p|: sender_id, seq and the events. Returns 0,
+ * MESH_EPROTO (malformed, or no sender_id or seq) or MESH_ENOMEM. */
+static int pb_report(struct pending *p, const uint8_t *msg, size_t len)
+{
+    struct pbr r = {msg, msg + len}, sub;
+    uint32_t field;
+    unsigned wire;
+    int more, has_seq = 0;
+    size_t n = 0;
+    /* count the events first: one array, sized once */
+    while ((more = pb_tag(&r, &field, &wire)) > 0) {
+        if (field == 3 && wire == 2)
+            n++;
+        if (pb_skip(&r, wire) != 0)
+            return MESH_EPROTO;
+    }
+    if (more < 0)
+        return MESH_EPROTO;
+    if ((p->evts = calloc(n ? n : 1, sizeof(*p->evts))) == NULL)
+        return MESH_ENOMEM;
+    r.p = msg;
+    while ((more = pb_tag(&r, &field, &wire)) > 0) {
+        if (field == 1) {
+            if (wire != 2 || pb_bytes(&r, &sub) != 0)
+                return MESH_EPROTO;
+            if ((p->sender_id = pb_str(&p->arena, &sub)) == NULL)
+                return MESH_ENOMEM;
+        } else if (field == 2) {
+            if (wire != 0 || pb_varint(&r, &p->seq) != 0)
+                return MESH_EPROTO;
+            has_seq = 1;
+        } else if (field == 3) {
+            if (wire != 2 || pb_bytes(&r, &sub) != 0 ||
+                pb_event(&p->arena, &sub, &p->evts[p->nevts]) != 0)
+                return MESH_EPROTO;
+            p->nevts++;
+        } else if (pb_skip(&r, wire) != 0) {
+            return MESH_EPROTO;
+        }
+    }
+    if (more < 0 || p->sender_id == NULL || p->sender_id[0] == '\0' || !has_seq)
+        return MESH_EPROTO;
+    return 0;
+}
+
+int mesh_collector_ingest_report(struct mesh_store *st, const uint8_t *msg, size_t len,
+                                 size_t *stored, int *duplicate)
+{
+    struct pending p;
+    memset(&p, 0, sizeof(p));
+    int rv = pb_report(&p, msg, len);
+    if (rv == 0)
+        rv = mesh_store_ingest(st, p.sender_id, p.seq, p.evts, p.nevts, stored, duplicate);
+    arena_release(&p.arena);
+    free(p.evts);
+    return rv;
+}
+
 /* --- Watch ------------------------------------------------------------------------------------ */
 
 static void watch_remove(struct collector *col, struct watcher *w)
@@ -188,9 +434,11 @@ static void watch_remove(struct collector *col, struct watcher *w)
 }
 
 /* Offers one committed event to every subscriber it matches. */
-static void watch_publish(struct collector *col, const struct mesh_evt *evt,
-                          const Mesh__Tap__V1__TapEvent *pb, uint64_t now)
+static void watch_publish(struct collector *col, const struct mesh_evt *evt, uint64_t now)
 {
+    Mesh__Tap__V1__TapEvent pb = MESH__TAP__V1__TAP_EVENT__INIT;
+    struct mesh_evt_pb_scratch scratch;
+    int have_pb = 0;
     for (size_t i = 0; i < col->nwatchers; i++) {
         struct watcher *w = col->watchers[i];
         if (!mesh_filter_match(&w->filter, evt))
@@ -206,8 +454,12 @@ static void watch_publish(struct collector *col, const struct mesh_evt *evt,
             }
             w->tokens -= 1;
         }
+        if (!have_pb) {
+            mesh_evt_to_pb(evt, &pb, &scratch);
+            have_pb = 1;
+        }
         Mesh__Tap__V1__WatchEvent we = MESH__TAP__V1__WATCH_EVENT__INIT;
-        we.event = (Mesh__Tap__V1__TapEvent *)pb;
+        we.event = &pb;
         we.has_missed = w->missed > 0;
         we.missed = w->missed;
         if (send_msg(col, w->call, &we.base) == 0)
@@ -316,17 +568,12 @@ static void report_on_message(struct mesh_grpc_call *call, const uint8_t *msg, s
         report_forget(rc);
         return;
     }
-    ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &p->arena};
-    Mesh__Tap__V1__ReportRequest *req = mesh__tap__v1__report_request__unpack(&alloc, len, msg);
-    struct mesh_evt *evts = NULL;
-    if (req == NULL || req->sender_id == NULL || req->sender_id[0] == '\0' || !req->has_seq ||
-        (evts = calloc(req->n_events ? req->n_events : 1, sizeof(*evts))) == NULL) {
-        /* decide before the arena goes: |req| lives in it */
-        int valid = req != NULL && req->sender_id != NULL && req->sender_id[0] != '\0' &&
-                    req->has_seq;
+    int rv = pb_report(p, msg, len);
+    if (rv != 0) {
         arena_release(&p->arena);
+        free(p->evts);
         free(p);
-        if (valid)
+        if (rv == MESH_ENOMEM)
             mesh_grpc_call_finish(call, MESH_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         else
             mesh_grpc_call_finish(call, MESH_GRPC_INVALID_ARGUMENT,
@@ -334,15 +581,11 @@ static void report_on_message(struct mesh_grpc_call *call, const uint8_t *msg, s
         report_forget(rc);
         return;
     }
-    for (size_t i = 0; i < req->n_events; i++)
-        mesh_evt_from_pb(req->events[i], &evts[i]);
     p->rc = rc;
-    p->msg = req;
-    p->evts = evts;
     *col->tail = p;
     col->tail = &p->next;
     rc->pending++;
-    col->pending_events += req->n_events;
+    col->pending_events += p->nevts;
     if (col->pending_events > MAX_PENDING_EVENTS)
         set_paused(col, 1); /* the store is behind: let TCP push back on senders */
 }
@@ -373,19 +616,28 @@ static void commit_pending(struct mesh_loop *loop, void *ctx)
         return;
     int rv = mesh_store_begin(col->store);
     for (struct pending *p = col->head; rv == 0 && p != NULL; p = p->next) {
-        rv = mesh_store_ingest(col->store, p->msg->sender_id, p->msg->seq, p->evts,
-                               p->msg->n_events, &p->stored, &p->duplicate);
+        rv = mesh_store_ingest(col->store, p->sender_id, p->seq, p->evts, p->nevts, &p->stored,
+                               &p->duplicate);
     }
     if (rv == 0)
         rv = mesh_store_commit(col->store);
     if (rv != 0) {
-        fprintf(stderr, "mesh collector: store: %s; holding %zu events and retrying\n",
-                mesh_store_errmsg(col->store), col->pending_events);
+        /* once, not every retry: a full disk may last */
+        if (!col->store_stalled)
+            fprintf(stderr, "mesh collector: store: %s; ingest paused, holding %zu events "
+                    "(not acknowledged), retrying every second\n",
+                    mesh_store_errmsg(col->store), col->pending_events);
+        col->store_stalled = 1;
         if (mesh_store_in_transaction(col->store))
             mesh_store_rollback(col->store);
         col->store_failing = 1;
         set_paused(col, 1);
         return;
+    }
+    if (col->store_stalled) {
+        fprintf(stderr, "mesh collector: store: writable again, %zu held events committed; "
+                "ingest resumed\n", col->pending_events);
+        col->store_stalled = 0;
     }
     uint64_t now = mesh_loop_now_us();
     while (col->head != NULL) {
@@ -394,16 +646,16 @@ static void commit_pending(struct mesh_loop *loop, void *ctx)
         struct report_call *rc = p->rc;
         if (rc != NULL && rc->call != NULL) {
             Mesh__Tap__V1__ReportAck ack = MESH__TAP__V1__REPORT_ACK__INIT;
-            ack.sender_id = p->msg->sender_id;
+            ack.sender_id = p->sender_id;
             ack.has_seq = ack.has_stored = ack.has_duplicate = 1;
-            ack.seq = p->msg->seq;
+            ack.seq = p->seq;
             ack.stored = (uint32_t)p->stored;
             ack.duplicate = p->duplicate;
             send_msg(col, rc->call, &ack.base);
         }
         /* watchers see each event once: not again when a batch is resent */
-        for (size_t i = 0; !p->duplicate && i < p->msg->n_events && col->nwatchers > 0; i++)
-            watch_publish(col, &p->evts[i], p->msg->events[i], now);
+        for (size_t i = 0; !p->duplicate && i < p->nevts && col->nwatchers > 0; i++)
+            watch_publish(col, &p->evts[i], now);
         if (rc != NULL && --rc->pending == 0) {
             if (rc->call == NULL)
                 free(rc);
@@ -603,6 +855,7 @@ static const struct mesh_grpc_handler watch_handler = {
 
 static const char usage[] =
     "Usage: mesh collector [--listen ADDR] [--db PATH] [--retention DURATION] [--max-db-size SIZE]\n"
+    "                      [--token-file FILE] [--tls-cert FILE --tls-key FILE]\n"
     "\n"
     "Receives tap events over gRPC (Collector.Report), stores them in SQLite and\n"
     "answers Query.Stat, Query.Top and Query.Watch.\n"
@@ -612,10 +865,33 @@ static const char usage[] =
     "  --db PATH              the SQLite store (default mesh.db)\n"
     "  --retention DURATION   drop events older than this (default 24h)\n"
     "  --max-db-size SIZE     drop the oldest events past this size: 512MiB, 1GiB (default 1GiB)\n"
+    "  --token-file FILE      every call must carry authorization: Bearer TOKEN, TOKEN the\n"
+    "                         first line of FILE [MESH_TOKEN_FILE]; needed to listen on an\n"
+    "                         address other than loopback (or --no-auth)\n"
+    "  --no-auth              listen beyond loopback without a token: only on a network\n"
+    "                         you trust (a pod network a NetworkPolicy guards)\n"
+    "  --tls-cert FILE, --tls-key FILE\n"
+    "                         TLS (ALPN h2) instead of h2c: PEM certificate chain and key;\n"
+    "                         clients then need --tls-ca [MESH_TLS_CA]\n"
     "\n"
     "Examples:\n"
     "  mesh collector\n"
-    "  mesh collector --listen 127.0.0.1:9000 --db /var/lib/mesh/mesh.db --retention 1h\n";
+    "  mesh collector --listen 127.0.0.1:9000 --db /var/lib/mesh/mesh.db --retention 1h\n"
+    "  mesh collector --listen 0.0.0.0:8088 --token-file /etc/mesh/token\n";
+
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static int addr_is_loopback(const struct mesh_addr *addr)
+{
+    if (addr->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&addr->ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (addr->ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&addr->ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -641,9 +917,15 @@ int mesh_collector_main(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},     {"db", required_argument, NULL, 'd'},
         {"retention", required_argument, NULL, 'r'},  {"max-db-size", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"token-file", required_argument, NULL, 't'}, {"no-auth", no_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'},
+        {"tls-cert", required_argument, NULL, 'C'},   {"tls-key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     const char *listen = "127.0.0.1:8088", *db = "mesh.db";
+    const char *token_file = getenv("MESH_TOKEN_FILE");
+    int no_auth = 0;
+    const char *tls_cert = NULL, *tls_key = NULL;
+    static char token[MESH_GRPC_TOKEN_MAX + 1];
     struct collector col;
     memset(&col, 0, sizeof(col));
     col.retention_us = 24ull * 3600 * 1000000;
@@ -667,6 +949,10 @@ int mesh_collector_main(int argc, char **argv)
                 return MESH_EXIT_USAGE;
             }
             break;
+        case 't': token_file = optarg; break;
+        case 'N': no_auth = 1; break;
+        case 'C': tls_cert = optarg; break;
+        case 'K': tls_key = optarg; break;
         case 'h': fputs(usage, stdout); return MESH_EXIT_OK;
         default:
             fprintf(stderr, "mesh collector: %s: unknown option or missing value (see `mesh collector --help`)\n",
@@ -684,7 +970,36 @@ int mesh_collector_main(int argc, char **argv)
         fprintf(stderr, "mesh collector: %s\n", err);
         return MESH_EXIT_USAGE;
     }
-    if (mesh_store_open(db, NULL, &col.store, err, sizeof(err)) != 0) {
+    /* Who may report and query: anyone on this host over loopback; beyond
+     * it, only callers with the token. */
+    int have_token = token_file != NULL && token_file[0] != '\0';
+    if (have_token && mesh_grpc_token_read(token_file, token, sizeof(token), err, sizeof(err)) != 0) {
+        fprintf(stderr, "mesh collector: %s\n", err);
+        return MESH_EXIT_USAGE;
+    }
+    if (!have_token && !no_auth && !addr_is_loopback(&addr)) {
+        fprintf(stderr, "mesh collector: --listen %s: not a loopback address; listening beyond "
+                "this host needs --token-file FILE (callers send authorization: Bearer TOKEN), or --no-auth\n",
+                listen);
+        return MESH_EXIT_USAGE;
+    }
+    if ((tls_cert == NULL) != (tls_key == NULL)) {
+        fprintf(stderr, "mesh collector: --tls-cert and --tls-key go together\n");
+        return MESH_EXIT_USAGE;
+    }
+    struct mesh_grpc_server_opts gopts = {.tls_cert = tls_cert, .tls_key = tls_key};
+    if (have_token) {
+        gopts.authorize = mesh_grpc_bearer_authorize;
+        gopts.authorize_ctx = token;
+    }
+    /* A damaged store is refused at start, before anything is written to it
+     * (quick_check costs about a second per GiB; the collector starts rarely). */
+    struct mesh_store_opts sopts;
+    mesh_store_opts_init(&sopts);
+    sopts.quick_check = 1;
+    if (mesh_store_open(db, &sopts, &col.store, err, sizeof(err)) != 0) {
+        for (char *nl = strchr(err, '\n'); nl != NULL; nl = strchr(nl, '\n'))
+            *nl = ' '; /* quick_check's report has lines: keep to one */
         fprintf(stderr, "mesh collector: %s\n", err);
         return MESH_EXIT_USAGE;
     }
@@ -702,7 +1017,7 @@ int mesh_collector_main(int argc, char **argv)
         {"/mesh.tap.v1.Query/Watch", MESH_GRPC_SERVER_STREAM, &watch_handler, &col},
     };
     col.server = mesh_grpc_server_new(col.loop, listen, methods, sizeof(methods) / sizeof(methods[0]),
-                                      NULL, err, sizeof(err));
+                                      &gopts, err, sizeof(err));
     if (col.server == NULL) {
         fprintf(stderr, "mesh collector: %s\n", err);
         status = MESH_EXIT_USAGE;
@@ -714,8 +1029,9 @@ int mesh_collector_main(int argc, char **argv)
     mesh_loop_on_signal(col.loop, SIGINT, on_signal, &col);
     mesh_loop_on_signal(col.loop, SIGTERM, on_signal, &col);
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "mesh collector: listening on %s, port %d (gRPC, h2c), store %s\n", listen,
-            mesh_grpc_server_port(col.server), db);
+    fprintf(stderr, "mesh collector: listening on %s, port %d (gRPC, %s%s), store %s\n", listen,
+            mesh_grpc_server_port(col.server), tls_cert ? "TLS" : "h2c",
+            have_token ? ", bearer token required" : "", db);
     status = mesh_loop_run(col.loop) == 0 ? MESH_EXIT_OK : MESH_EXIT_RUNTIME;
     col.store_failing = 0;
     commit_pending(col.loop, &col); /* what was received before the signal */

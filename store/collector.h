@@ -11,6 +11,19 @@
 #ifndef MESH_COLLECTOR_H
 #define MESH_COLLECTOR_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+struct mesh_store;
+
+/* What Collector.Report does with one ReportRequest message (|len| bytes),
+ * without the gRPC call and the batching: decodes it with the collector's
+ * wire reader and stores it as one batch (mesh_store_ingest). For tests and
+ * fuzzers (tests/fuzz/fuzz_report.c). 0, MESH_EPROTO (not a ReportRequest
+ * with sender_id and seq), MESH_ENOMEM, or the store's error. */
+int mesh_collector_ingest_report(struct mesh_store *st, const uint8_t *msg, size_t len,
+                                 size_t *stored, int *duplicate);
+
 /* Runs `mesh collector ARGS…` (argv[0] is "collector"). Returns an exit status. */
 int mesh_collector_main(int argc, char **argv);
 

@@ -812,6 +812,8 @@ static const char usage[] =
     "      --collector ADDR   the collector to ask\n"
     "      --assets DIR       serve the page from DIR [dashboards/web of the checkout]\n"
     "  -t, --time-window D    the window of the numbers [1m]\n"
+    "      --tls-cert FILE, --tls-key FILE\n"
+    "                         HTTPS with this PEM certificate chain and key\n"
     "\n"
     "Examples:\n"
     "  mesh demo &   mesh dashboard                # then open http://127.0.0.1:50750/\n"
@@ -828,11 +830,12 @@ int mesh_dashboard_main(int argc, char **argv, const char *default_collector)
         {"address", required_argument, NULL, 'a'}, {"port", required_argument, NULL, 'p'},
         {"collector", required_argument, NULL, 'c'}, {"assets", required_argument, NULL, 's'},
         {"time-window", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"tls-cert", required_argument, NULL, 'C'},   {"tls-key", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     static struct dash dash;
     struct dash *d = &dash;
-    const char *address = "127.0.0.1", *assets = NULL;
+    const char *address = "127.0.0.1", *assets = NULL, *tls_cert = NULL, *tls_key = NULL;
     long port = 50750;
     char *end, err[512], listen[320], looked[PATH_MAX + 64];
     int opt;
@@ -859,6 +862,8 @@ int mesh_dashboard_main(int argc, char **argv, const char *default_collector)
             break;
         case 'c': d->collector = optarg; break;
         case 's': assets = optarg; break;
+        case 'C': tls_cert = optarg; break;
+        case 'K': tls_key = optarg; break;
         case 't':
             if (mesh_parse_duration_us(optarg, &d->window_us) != 0 || d->window_us < 1000000) {
                 fprintf(stderr, "mesh dashboard: -t %s: not a time window of 1s or more\n", optarg);
@@ -898,7 +903,13 @@ int mesh_dashboard_main(int argc, char **argv, const char *default_collector)
     mesh_buf_init(&d->push, DASH_MAX_JSON);
     if ((d->loop = mesh_loop_new()) == NULL)
         goto out;
-    struct mesh_httpd_opts hopts = {.handler = handle, .ctx = d, .max_pending = 1u << 20};
+    if ((tls_cert == NULL) != (tls_key == NULL)) {
+        fprintf(stderr, "mesh dashboard: --tls-cert and --tls-key go together\n");
+        status = MESH_EXIT_USAGE;
+        goto out;
+    }
+    struct mesh_httpd_opts hopts = {.handler = handle, .ctx = d, .max_pending = 1u << 20,
+                                    .tls_cert = tls_cert, .tls_key = tls_key};
     d->httpd = mesh_httpd_new(d->loop, listen, &hopts, err, sizeof(err));
     if (d->httpd == NULL) {
         fprintf(stderr, "mesh dashboard: %s\n", err);
@@ -910,8 +921,8 @@ int mesh_dashboard_main(int argc, char **argv, const char *default_collector)
     mesh_loop_add_timer(d->loop, DASH_PUSH_MS, push_tick, d);
     snprintf(listen, sizeof(listen), strchr(address, ':') ? "[%s]:%d" : "%s:%d", address,
              mesh_httpd_port(d->httpd));
-    printf("mesh dashboard: http://%s/   (collector %s, assets %s)\n", listen, d->collector,
-           d->assets);
+    printf("mesh dashboard: %s://%s/   (collector %s, assets %s)\n", tls_cert ? "https" : "http",
+           listen, d->collector, d->assets);
     fflush(stdout);
     mesh_loop_run(d->loop);
     status = MESH_EXIT_OK;

@@ -6,7 +6,14 @@
  * it is in the rollups, every one above it is not. A crash between the two
  * loses nothing: open (and rollback) re-aggregate the rows above the mark,
  * and a read-only reader adds them itself (query.c). This turns a per-batch
- * cost of one upsert per distinct route into one per route per second. */
+ * cost of one upsert per distinct route into one per route per second.
+ *
+ * Raw rows hold strings.id for their repeated strings (schema.c, version 2),
+ * looked up in a bounded in-memory cache of the dictionary, so SQLite only
+ * sees the first use of a string. The rows of a batch go in through the
+ * eponymous virtual table mesh_rows, up to ROWS_MAX per INSERT ... SELECT:
+ * one statement with its cursors kept open (appends find the end of the
+ * table without a search) instead of one statement and 27 bindings per row. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -468,7 +475,9 @@ static int acc_write(struct mesh_store *st, const struct agg *g)
     bind_opt(s, i++, g->lat_min);
     bind_opt(s, i++, g->lat_max);
     uint8_t *blob = (uint8_t *)st->scratch;
-    size_t hlen = sketch_hist_encode(st->acc.hb + g->hist_off, g->hist_n, blob);
+    /* no latency yet: hb may still be NULL, and NULL + 0 is undefined */
+    size_t hlen = sketch_hist_encode(g->hist_n > 0 ? st->acc.hb + g->hist_off : NULL,
+                                     g->hist_n, blob);
     if (hlen > 0)
         sqlite3_bind_blob(s, i++, blob, (int)hlen, SQLITE_STATIC);
     else
@@ -477,9 +486,9 @@ static int acc_write(struct mesh_store *st, const struct agg *g)
     sqlite3_bind_int64(s, i++, (int64_t)g->rsp_bytes);
     if (g->family == FAM_WORKLOAD) {
         uint8_t *cblob = blob + hlen;
-        size_t clen = sketch_conns_encode(
-            st->acc.cv + g->conn_off, g->conn_n,
-            g->conn_hll ? (const uint8_t *)(st->acc.cv + g->conn_off) : NULL, cblob);
+        const uint64_t *conns = st->acc.cv != NULL ? st->acc.cv + g->conn_off : NULL;
+        size_t clen = sketch_conns_encode(conns, g->conn_n,
+                                          g->conn_hll ? (const uint8_t *)conns : NULL, cblob);
         if (clen > 0)
             sqlite3_bind_blob(s, i++, cblob, (int)clen, SQLITE_STATIC);
         else
@@ -557,6 +566,7 @@ int store_begin_internal(struct mesh_store *st)
 int store_recover(struct mesh_store *st)
 {
     acc_reset(&st->acc);
+    store_dict_clear(st);
     st->rolled_row = store_int_query(st, S_META_GET, 0);
     st->next_row = store_int_query(st, S_MAX_ROW, 0);
     if (st->next_row < st->rolled_row)
@@ -683,50 +693,404 @@ int mesh_store_flush(struct mesh_store *st)
     return store_flush(st);
 }
 
-/* --- ingest ---------------------------------------------------------------------- */
+/* --- the strings dictionary ------------------------------------------------------ */
 
-static void bind_str(sqlite3_stmt *s, int idx, const char *v)
+/* Past these the cache is emptied and refilled from the file: clients'
+ * ephemeral ports or paths with ids in them must not grow it for ever. */
+#define DICT_MAX_ENTS 65536u
+#define DICT_MAX_BYTES (4u << 20)
+
+void store_dict_free(struct dict *d)
 {
-    if (v == NULL)
-        sqlite3_bind_null(s, idx);
-    else
-        sqlite3_bind_text(s, idx, v, -1, SQLITE_STATIC);
+    free(d->ents);
+    free(d->bytes);
+    memset(d, 0, sizeof(*d));
 }
 
-static int insert_event(struct mesh_store *st, int64_t batch, const struct mesh_evt *e)
+/* After a rollback the cache may name ids that are gone (and that
+ * AUTOINCREMENT, rolled back too, hands out again): forget everything. */
+void store_dict_clear(struct mesh_store *st)
 {
-    sqlite3_stmt *s = st->stmt[S_EVT_INS];
-    sqlite3_bind_int64(s, 1, st->next_row);
-    sqlite3_bind_int64(s, 2, batch);
-    sqlite3_bind_int64(s, 3, (int64_t)e->ts_us);
-    sqlite3_bind_text(s, 4, mesh_direction_name(e->direction), -1, SQLITE_STATIC);
-    bind_str(s, 5, e->src);
-    bind_str(s, 6, e->dst);
-    bind_str(s, 7, e->src_labels.ns);
-    bind_str(s, 8, e->src_labels.deploy);
-    bind_str(s, 9, e->src_labels.pod);
-    bind_str(s, 10, e->dst_labels.ns);
-    bind_str(s, 11, e->dst_labels.deploy);
-    bind_str(s, 12, e->dst_labels.pod);
-    bind_str(s, 13, e->proto ? mesh_proto_name(e->proto) : NULL);
-    bind_str(s, 14, e->method);
-    bind_str(s, 15, e->scheme);
-    bind_str(s, 16, e->authority);
-    bind_str(s, 17, e->path);
-    bind_opt(s, 18, e->status);
-    bind_opt(s, 19, e->grpc_status);
-    bind_opt(s, 20, e->reset);
-    bind_str(s, 21, e->error);
-    bind_opt(s, 22, e->latency_us);
-    bind_opt(s, 23, e->duration_us);
-    sqlite3_bind_int64(s, 24, (int64_t)e->req_bytes);
-    sqlite3_bind_int64(s, 25, (int64_t)e->rsp_bytes);
-    bind_str(s, 26, e->id);
-    sqlite3_bind_int(s, 27, mesh_evt_failed(e));
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return store_sqlite_err(st, rc, "storing an event");
+    struct dict *d = &st->dict;
+    if (d->ents)
+        memset(d->ents, 0, d->tsize * sizeof(*d->ents));
+    d->n = 0;
+    d->bytes_len = 0;
+    d->gen++;
+    memset(d->enum_id, 0, sizeof(d->enum_id));
+}
+
+static int dict_rehash(struct dict *d, size_t tsize)
+{
+    struct dict_ent *t = calloc(tsize, sizeof(*t));
+    if (t == NULL)
+        return MESH_ENOMEM;
+    for (size_t i = 0; i < d->tsize; i++) {
+        if (d->ents[i].id == 0)
+            continue;
+        size_t j = d->ents[i].hash & (tsize - 1);
+        while (t[j].id != 0)
+            j = (j + 1) & (tsize - 1);
+        t[j] = d->ents[i];
+    }
+    free(d->ents);
+    d->ents = t;
+    d->tsize = tsize;
+    return 0;
+}
+
+static int dict_put(struct mesh_store *st, uint64_t h, const char *s, size_t n, int64_t id,
+                    int64_t last_row)
+{
+    struct dict *d = &st->dict;
+    if (d->n >= DICT_MAX_ENTS || d->bytes_len + n > DICT_MAX_BYTES)
+        store_dict_clear(st);
+    if ((d->n + 1) * 2 > d->tsize && dict_rehash(d, d->tsize ? d->tsize * 2 : 1024) != 0)
+        return MESH_ENOMEM;
+    if (grow_array((void **)&d->bytes, &d->bytes_alloc, d->bytes_len + n + 1, 1) != 0)
+        return MESH_ENOMEM;
+    memcpy(d->bytes + d->bytes_len, s, n);
+    size_t j = h & (d->tsize - 1);
+    while (d->ents[j].id != 0)
+        j = (j + 1) & (d->tsize - 1);
+    d->ents[j] = (struct dict_ent){h, id, last_row, (uint32_t)d->bytes_len, (uint32_t)n};
+    d->bytes_len += n;
+    d->n++;
+    return 0;
+}
+
+/* Raises strings.last_row of |id| to the row being written. Returns 1
+ * when done, 0 when the string is gone (another connection's retention),
+ * or a negative MESH_E*. */
+static int dict_touch(struct mesh_store *st, int64_t id)
+{
+    sqlite3_stmt *s = st->stmt[S_STR_TOUCH];
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, st->next_row);
+    int rv = store_exec(st, S_STR_TOUCH, "updating a string");
+    return rv != 0 ? rv : sqlite3_changes(st->db) > 0;
+}
+
+/* strings.id of the |n| bytes at |s|, added to the file when new; *|last_row|
+ * is then at least next_row - DICT_REFRESH_ROWS in the open transaction. */
+static int dict_id(struct mesh_store *st, const char *s, size_t n, int64_t *id, int64_t *last_row,
+                   uint32_t *off)
+{
+    struct dict *d = &st->dict;
+    uint64_t h = hash_bytes(s, n, 0x5157);
+    int rv;
+    if (d->tsize > 0) {
+        for (size_t j = h & (d->tsize - 1); d->ents[j].id != 0; j = (j + 1) & (d->tsize - 1)) {
+            struct dict_ent *e = &d->ents[j];
+            if (e->hash != h || e->len != n || memcmp(d->bytes + e->off, s, n) != 0)
+                continue;
+            *off = e->off;
+            if (st->next_row - e->db_last_row <= DICT_REFRESH_ROWS) {
+                *id = e->id;
+                *last_row = e->db_last_row;
+                return 0;
+            }
+            if ((rv = dict_touch(st, e->id)) < 0)
+                return rv;
+            if (rv == 1) {
+                e->db_last_row = st->next_row;
+                *id = e->id;
+                *last_row = e->db_last_row;
+                return 0;
+            }
+            store_dict_clear(st); /* gone: look it up (and add it) again */
+            break;
+        }
+    }
+    sqlite3_stmt *q = st->stmt[S_STR_GET];
+    sqlite3_bind_text(q, 1, s, (int)n, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    *id = 0;
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(q, 0);
+        *last_row = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_sqlite_err(st, rc, "reading a string");
+    if (*id != 0 && st->next_row - *last_row > DICT_REFRESH_ROWS) {
+        if ((rv = dict_touch(st, *id)) < 0)
+            return rv;
+        *last_row = st->next_row;
+    }
+    if (*id == 0) {
+        q = st->stmt[S_STR_INS];
+        sqlite3_bind_text(q, 1, s, (int)n, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, st->next_row);
+        if ((rv = store_exec(st, S_STR_INS, "adding a string")) != 0)
+            return rv;
+        *id = sqlite3_last_insert_rowid(st->db);
+        *last_row = st->next_row;
+    }
+    if (dict_put(st, h, s, n, *id, *last_row) != 0)
+        return store_set_err(st, MESH_ENOMEM, "out of memory");
+    *off = (uint32_t)(st->dict.bytes_len - n);
+    return 0;
+}
+
+/* --- ingest ---------------------------------------------------------------------- */
+
+/* --- the mesh_rows virtual table: st->rows as a table S_EVT_INS selects from --- */
+
+struct rows_vtab {
+    sqlite3_vtab base;
+    struct mesh_store *st;
+};
+
+struct rows_cursor {
+    sqlite3_vtab_cursor base;
+    size_t i;
+};
+
+static int rows_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                        sqlite3_vtab **out, char **err)
+{
+    (void)argc;
+    (void)argv;
+    (void)err;
+    int rc = sqlite3_declare_vtab(
+        db, "CREATE TABLE x(row_id, batch, ts, proxy_direction, src, dst, src_ns, src_deploy, "
+            "src_pod, dst_ns, dst_deploy, dst_pod, proto, method, scheme, authority, path, status, "
+            "grpc_status, reset, error, latency_us, duration_us, req_bytes, rsp_bytes, id, failed)");
+    if (rc != SQLITE_OK)
+        return rc;
+    struct rows_vtab *v = sqlite3_malloc(sizeof(*v));
+    if (v == NULL)
+        return SQLITE_NOMEM;
+    memset(v, 0, sizeof(*v));
+    v->st = aux;
+    *out = &v->base;
+    /* only our own statements may read it, never a view or trigger in a file */
+    sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+    return SQLITE_OK;
+}
+
+static int rows_disconnect(sqlite3_vtab *vt)
+{
+    sqlite3_free(vt);
+    return SQLITE_OK;
+}
+
+static int rows_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
+{
+    (void)vt;
+    info->estimatedCost = ROWS_MAX;
+    info->estimatedRows = ROWS_MAX;
+    return SQLITE_OK;
+}
+
+static int rows_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
+{
+    (void)vt;
+    struct rows_cursor *c = sqlite3_malloc(sizeof(*c));
+    if (c == NULL)
+        return SQLITE_NOMEM;
+    memset(c, 0, sizeof(*c));
+    *out = &c->base;
+    return SQLITE_OK;
+}
+
+static int rows_close(sqlite3_vtab_cursor *cur)
+{
+    sqlite3_free(cur);
+    return SQLITE_OK;
+}
+
+static int rows_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
+                       sqlite3_value **argv)
+{
+    (void)idx_num;
+    (void)idx_str;
+    (void)argc;
+    (void)argv;
+    ((struct rows_cursor *)cur)->i = 0;
+    return SQLITE_OK;
+}
+
+static int rows_next(sqlite3_vtab_cursor *cur)
+{
+    ((struct rows_cursor *)cur)->i++;
+    return SQLITE_OK;
+}
+
+static int rows_eof(sqlite3_vtab_cursor *cur)
+{
+    const struct mesh_store *st = ((struct rows_vtab *)cur->pVtab)->st;
+    return ((struct rows_cursor *)cur)->i >= st->nrows;
+}
+
+static int rows_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
+{
+    const struct mesh_store *st = ((struct rows_vtab *)cur->pVtab)->st;
+    const struct rawrow *r = &st->rows[((struct rows_cursor *)cur)->i];
+    if (col == RAW_COL_ID || col == RAW_COL_ERROR) {
+        const char *text = col == RAW_COL_ID ? r->id : r->error;
+        if (text)
+            sqlite3_result_text(ctx, text, -1, SQLITE_STATIC);
+        else
+            sqlite3_result_null(ctx);
+    } else if (r->null & (1u << col)) {
+        sqlite3_result_null(ctx);
+    } else {
+        sqlite3_result_int64(ctx, r->v[col]);
+    }
+    return SQLITE_OK;
+}
+
+static int rows_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
+{
+    *rowid = (sqlite3_int64)((struct rows_cursor *)cur)->i;
+    return SQLITE_OK;
+}
+
+static const sqlite3_module rows_module = {
+    .iVersion = 0,
+    .xCreate = NULL, /* eponymous only: no CREATE VIRTUAL TABLE in any file */
+    .xConnect = rows_connect,
+    .xBestIndex = rows_best_index,
+    .xDisconnect = rows_disconnect,
+    .xDestroy = rows_disconnect,
+    .xOpen = rows_open,
+    .xClose = rows_close,
+    .xFilter = rows_filter,
+    .xNext = rows_next,
+    .xEof = rows_eof,
+    .xColumn = rows_column,
+    .xRowid = rows_rowid,
+};
+
+int store_register_rows(sqlite3 *db, struct mesh_store *st)
+{
+    return sqlite3_create_module_v2(db, "mesh_rows", &rows_module, st, NULL);
+}
+
+/* --- ingest ---------------------------------------------------------------------- */
+
+enum {
+    RC_ROW, RC_BATCH, RC_TS, RC_DIR, RC_SRC, RC_DST, RC_SRC_NS, RC_SRC_DEPLOY, RC_SRC_POD,
+    RC_DST_NS, RC_DST_DEPLOY, RC_DST_POD, RC_PROTO, RC_METHOD, RC_SCHEME, RC_AUTHORITY,
+    RC_PATH, RC_STATUS, RC_GRPC_STATUS, RC_RESET, RC_ERROR, RC_LATENCY, RC_DURATION,
+    RC_REQ_BYTES, RC_RSP_BYTES, RC_ID, RC_FAILED
+};
+_Static_assert(RC_ID == RAW_COL_ID && RC_ERROR == RAW_COL_ERROR && RC_FAILED + 1 == RAW_COLS,
+               "events_raw columns");
+
+static void row_opt(struct rawrow *r, int col, int64_t v)
+{
+    if (v < 0)
+        r->null |= 1u << col;
+    else
+        r->v[col] = v;
+}
+
+/* Column |col| = the id of string |v| (NULL: NULL). Neighbouring events
+ * often share labels and addresses: the column's previous string is
+ * compared first, which saves hashing and probing. */
+static int row_str(struct mesh_store *st, struct rawrow *r, int col, const char *v)
+{
+    struct dict *d = &st->dict;
+    if (v == NULL) {
+        r->null |= 1u << col;
+        return 0;
+    }
+    size_t n = strlen(v);
+    if (d->memo[col].gen == d->gen && d->memo[col].len == n &&
+        st->next_row - d->memo[col].last_row <= DICT_REFRESH_ROWS &&
+        memcmp(d->bytes + d->memo[col].off, v, n) == 0) {
+        r->v[col] = d->memo[col].id;
+        return 0;
+    }
+    int64_t last_row;
+    uint32_t off;
+    int rv = dict_id(st, v, n, &r->v[col], &last_row, &off);
+    if (rv == 0) {
+        d->memo[col].off = off;
+        d->memo[col].len = (uint32_t)n;
+        d->memo[col].gen = d->gen;
+        d->memo[col].id = r->v[col];
+        d->memo[col].last_row = last_row;
+    }
+    return rv;
+}
+
+/* The same for the names of enum values (direction, proto), without hashing. */
+static int row_enum(struct mesh_store *st, struct rawrow *r, int col, int which, unsigned value,
+                    const char *name)
+{
+    struct dict *d = &st->dict;
+    if (value < 4 && d->enum_id[which][value] != 0 &&
+        st->next_row - d->enum_row[which][value] <= DICT_REFRESH_ROWS) {
+        r->v[col] = d->enum_id[which][value];
+        return 0;
+    }
+    int64_t last_row;
+    uint32_t off;
+    int rv = dict_id(st, name, strlen(name), &r->v[col], &last_row, &off);
+    if (rv == 0 && value < 4) {
+        d->enum_id[which][value] = r->v[col];
+        d->enum_row[which][value] = last_row;
+    }
+    return rv;
+}
+
+/* Writes st->rows to events_raw with one statement. */
+static int rows_insert(struct mesh_store *st)
+{
+    if (st->nrows == 0)
+        return 0;
+    int rv = store_exec(st, S_EVT_INS, "storing events");
+    st->nrows = 0;
+    return rv;
+}
+
+/* Adds |e| as row next_row to st->rows, writing them first when full. */
+static int row_add(struct mesh_store *st, int64_t batch, const struct mesh_evt *e)
+{
+    int rv;
+    if (st->rows == NULL && (st->rows = malloc(ROWS_MAX * sizeof(*st->rows))) == NULL)
+        return store_set_err(st, MESH_ENOMEM, "out of memory");
+    if (st->nrows == ROWS_MAX && (rv = rows_insert(st)) != 0)
+        return rv;
+    struct rawrow *r = &st->rows[st->nrows];
+    r->null = 0;
+    r->v[RC_ROW] = st->next_row;
+    r->v[RC_BATCH] = batch;
+    r->v[RC_TS] = (int64_t)e->ts_us;
+    if ((rv = row_enum(st, r, RC_DIR, 0, (unsigned)e->direction,
+                       mesh_direction_name(e->direction))) != 0 ||
+        (rv = row_str(st, r, RC_SRC, e->src)) != 0 || (rv = row_str(st, r, RC_DST, e->dst)) != 0 ||
+        (rv = row_str(st, r, RC_SRC_NS, e->src_labels.ns)) != 0 ||
+        (rv = row_str(st, r, RC_SRC_DEPLOY, e->src_labels.deploy)) != 0 ||
+        (rv = row_str(st, r, RC_SRC_POD, e->src_labels.pod)) != 0 ||
+        (rv = row_str(st, r, RC_DST_NS, e->dst_labels.ns)) != 0 ||
+        (rv = row_str(st, r, RC_DST_DEPLOY, e->dst_labels.deploy)) != 0 ||
+        (rv = row_str(st, r, RC_DST_POD, e->dst_labels.pod)) != 0)
+        return rv;
+    if (e->proto)
+        rv = row_enum(st, r, RC_PROTO, 1, (unsigned)e->proto, mesh_proto_name(e->proto));
+    else
+        r->null |= 1u << RC_PROTO;
+    if (rv != 0 || (rv = row_str(st, r, RC_METHOD, e->method)) != 0 ||
+        (rv = row_str(st, r, RC_SCHEME, e->scheme)) != 0 ||
+        (rv = row_str(st, r, RC_AUTHORITY, e->authority)) != 0 ||
+        (rv = row_str(st, r, RC_PATH, e->path)) != 0)
+        return rv;
+    row_opt(r, RC_STATUS, e->status);
+    row_opt(r, RC_GRPC_STATUS, e->grpc_status);
+    row_opt(r, RC_RESET, e->reset);
+    row_opt(r, RC_LATENCY, e->latency_us);
+    row_opt(r, RC_DURATION, e->duration_us);
+    r->v[RC_REQ_BYTES] = (int64_t)e->req_bytes;
+    r->v[RC_RSP_BYTES] = (int64_t)e->rsp_bytes;
+    r->error = e->error;
+    r->id = e->id;
+    r->v[RC_FAILED] = mesh_evt_failed(e);
+    st->nrows++;
     st->next_row++;
     return 0;
 }
@@ -761,13 +1125,17 @@ int mesh_store_ingest(struct mesh_store *st, const char *sender_id, uint64_t seq
     }
     int64_t batch = sqlite3_last_insert_rowid(st->db);
     for (size_t i = 0; i < n && rv == 0; i++) {
-        rv = insert_event(st, batch, &evts[i]);
+        rv = row_add(st, batch, &evts[i]);
         if (rv == 0 && (rv = acc_add(st, &evts[i], store_conn_hash(sender_id, evts[i].id))) != 0)
             store_set_err(st, rv, "out of memory aggregating rollups");
-        /* a huge group must not grow memory without bound */
-        if (rv == 0 && acc_full(&st->acc))
+        /* a huge group must not grow memory without bound; the rows first,
+         * so that the rollup mark never passes a row not written */
+        if (rv == 0 && acc_full(&st->acc) && (rv = rows_insert(st)) == 0)
             rv = acc_flush_in_txn(st);
     }
+    if (rv == 0)
+        rv = rows_insert(st);
+    st->nrows = 0; /* borrowed ids must not outlive the call */
     if (rv == 0) {
         nstored = n;
         st->pending.events += n;

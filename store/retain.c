@@ -52,6 +52,29 @@ static int64_t used_bytes(struct mesh_store *st)
     return (pages - free_pages) * store_int_query(st, S_PAGE_SIZE, 4096);
 }
 
+/* Strings no raw row refers to any more: a row refers only to strings
+ * whose last_row is at least its row_id - DICT_REFRESH_ROWS (ingest.c). */
+static int retain_strings(struct mesh_store *st, uint64_t *left, int *more,
+                          struct mesh_store_retained *done)
+{
+    int64_t oldest = store_int_query(st, S_MIN_ROW, st->next_row);
+    sqlite3_stmt *s = st->stmt[S_STR_GC];
+    sqlite3_bind_int64(s, 1, oldest - DICT_REFRESH_ROWS);
+    sqlite3_bind_int64(s, 2, (int64_t)*left);
+    int rv = store_exec(st, S_STR_GC, "deleting unused strings");
+    if (rv != 0)
+        return rv;
+    uint64_t n = (uint64_t)sqlite3_changes(st->db);
+    done->strings += n;
+    if (n >= *left) {
+        *left = 0;
+        *more = 1;
+    } else {
+        *left -= n;
+    }
+    return 0;
+}
+
 static int retain_rows(struct mesh_store *st, uint64_t max_age_us, uint64_t max_bytes,
                        uint64_t now_us, uint64_t *left, int *more,
                        struct mesh_store_retained *done)
@@ -91,6 +114,9 @@ static int retain_rows(struct mesh_store *st, uint64_t max_age_us, uint64_t max_
         return 0;
     }
     *left -= n;
+
+    if ((rv = retain_strings(st, left, more, done)) != 0 || *left == 0)
+        return rv;
 
     if (max_bytes > 0 && used_bytes(st) > (int64_t)max_bytes) {
         /* half the budget for raw rows, the rest for the rollups they leave
@@ -161,7 +187,7 @@ int mesh_store_retain(struct mesh_store *st, uint64_t max_age_us, uint64_t max_b
         done->pages++;
     sqlite3_reset(s);
     /* over the size still: worth another call only if this one got somewhere */
-    uint64_t deleted = done->events + done->rollups + done->batches;
+    uint64_t deleted = done->events + done->rollups + done->batches + done->strings;
     if (store_int_query(st, S_FREELIST, 0) > 0 ||
         (max_bytes > 0 && deleted > 0 && used_bytes(st) > (int64_t)max_bytes))
         *more = 1;

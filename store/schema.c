@@ -36,6 +36,46 @@
     "path TEXT NOT NULL, " ROLLUP_VALUES "last_ts INTEGER, last_latency_us INTEGER, "      \
     "PRIMARY KEY (" ROUTE_PK ")) WITHOUT ROWID;\n"
 
+/* Version 2. Every string of a raw row that repeats (labels, addresses,
+ * method, path, ...) is stored once in `strings` and referred to by id: a
+ * raw row is a few dozen bytes of integers instead of ~250 of text, which
+ * was most of what ingest spent in SQLite and in copying WAL pages. `error`
+ * (rare, and free text) and `id` (unique) stay text. last_row is at least
+ * the row_id of every row that refers to the string minus DICT_REFRESH_ROWS
+ * (ingest.c), so retention can drop strings no row uses any more. */
+#define STRINGS_TABLE                                                                      \
+    "CREATE TABLE strings (id INTEGER PRIMARY KEY AUTOINCREMENT, value TEXT NOT NULL "     \
+    "UNIQUE, last_row INTEGER NOT NULL);\n"                                                \
+    "CREATE INDEX strings_last_row ON strings (last_row);\n"
+#define RAW_STR_COLS                                                                       \
+    "proxy_direction, src, dst, src_ns, src_deploy, src_pod, dst_ns, dst_deploy, dst_pod, " \
+    "proto, method, scheme, authority, path"
+#define EVENTS_RAW_TABLE                                                                   \
+    "CREATE TABLE events_raw (row_id INTEGER PRIMARY KEY, batch INTEGER, "                 \
+    "ts INTEGER NOT NULL, proxy_direction INTEGER NOT NULL, src INTEGER, dst INTEGER, "    \
+    "src_ns INTEGER, src_deploy INTEGER, src_pod INTEGER, dst_ns INTEGER, "                \
+    "dst_deploy INTEGER, dst_pod INTEGER, proto INTEGER, method INTEGER, scheme INTEGER, " \
+    "authority INTEGER, path INTEGER, status INTEGER, grpc_status INTEGER, reset INTEGER, " \
+    "error TEXT, latency_us INTEGER, duration_us INTEGER, req_bytes INTEGER NOT NULL, " \
+    "rsp_bytes INTEGER NOT NULL, id TEXT, failed INTEGER NOT NULL);\n"
+#define EVENTS_RAW_INDEX "CREATE INDEX events_raw_ts ON events_raw (ts);\n"
+/* a scalar subquery per string column: SQLite evaluates it only for the
+ * columns a query uses, so count(*) or a ts range stays on events_raw */
+#define STR_OF(col) "(SELECT value FROM strings WHERE id = r." col ") AS " col
+#define EVENTS_VIEW                                                                        \
+    "CREATE VIEW events AS SELECT r.row_id AS row_id, r.batch AS batch, r.ts AS ts, "      \
+    STR_OF("proxy_direction") ", " STR_OF("src") ", " STR_OF("dst") ", " STR_OF("src_ns")  \
+    ", " STR_OF("src_deploy") ", " STR_OF("src_pod") ", " STR_OF("dst_ns") ", "            \
+    STR_OF("dst_deploy") ", " STR_OF("dst_pod") ", " STR_OF("proto") ", " STR_OF("method") \
+    ", " STR_OF("scheme") ", " STR_OF("authority") ", " STR_OF("path")                     \
+    ", r.status AS status, r.grpc_status AS grpc_status, r.reset AS reset, "               \
+    "r.error AS error, r.latency_us AS latency_us, r.duration_us AS duration_us, "         \
+    "r.req_bytes AS req_bytes, r.rsp_bytes AS rsp_bytes, r.id AS id, r.failed AS failed "  \
+    "FROM events_raw r;\n"
+/* the migration from version 1 only */
+#define V1_STR(col) "SELECT " col " AS v, row_id AS r FROM events"
+#define ID_OF(col) "(SELECT id FROM strings WHERE value = e." col ")"
+
 static const char *const migrations[] = {
     /* version 1 */
     "PRAGMA application_id = 1296388936;\n" /* MESH_STORE_APP_ID */
@@ -56,6 +96,29 @@ static const char *const migrations[] = {
     WORKLOAD_TABLE("rollup_1s") WORKLOAD_TABLE("rollup_1m")
     ROUTE_TABLE("route_10s") ROUTE_TABLE("route_1m")
     "PRAGMA user_version = 1;\n",
+    /* version 2: raw rows hold strings.id instead of repeated strings;
+     * `events` becomes a view that reads like the version 1 table */
+    STRINGS_TABLE
+    "INSERT INTO strings (value, last_row) SELECT v, max(r) FROM ("
+    V1_STR("proxy_direction") " UNION ALL " V1_STR("src") " UNION ALL " V1_STR("dst")
+    " UNION ALL " V1_STR("src_ns") " UNION ALL " V1_STR("src_deploy") " UNION ALL "
+    V1_STR("src_pod") " UNION ALL " V1_STR("dst_ns") " UNION ALL " V1_STR("dst_deploy")
+    " UNION ALL " V1_STR("dst_pod") " UNION ALL " V1_STR("proto") " UNION ALL "
+    V1_STR("method") " UNION ALL " V1_STR("scheme") " UNION ALL " V1_STR("authority")
+    " UNION ALL " V1_STR("path") ") WHERE v IS NOT NULL GROUP BY v ORDER BY min(r);\n"
+    EVENTS_RAW_TABLE
+    "INSERT INTO events_raw (row_id, batch, ts, " RAW_STR_COLS ", status, grpc_status, reset, "
+    "error, latency_us, duration_us, req_bytes, rsp_bytes, id, failed) "
+    "SELECT row_id, batch, ts, " ID_OF("proxy_direction") ", " ID_OF("src") ", " ID_OF("dst")
+    ", " ID_OF("src_ns") ", " ID_OF("src_deploy") ", " ID_OF("src_pod") ", " ID_OF("dst_ns")
+    ", " ID_OF("dst_deploy") ", " ID_OF("dst_pod") ", " ID_OF("proto") ", " ID_OF("method")
+    ", " ID_OF("scheme") ", " ID_OF("authority") ", " ID_OF("path") ", status, grpc_status, "
+    "reset, error, latency_us, duration_us, req_bytes, rsp_bytes, id, failed "
+    "FROM events e ORDER BY row_id;\n"
+    "DROP TABLE events;\n"
+    EVENTS_RAW_INDEX
+    EVENTS_VIEW
+    "PRAGMA user_version = 2;\n",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == MESH_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -117,19 +180,17 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ROLLBACK_TO] = "ROLLBACK TO rollup_flush",
     [S_BATCH_INS] = "INSERT INTO batches (sender_id, seq, received_us, events) "
                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sender_id, seq) DO NOTHING",
-    [S_EVT_INS] = "INSERT INTO events (row_id, batch, ts, proxy_direction, src, dst, src_ns, "
+    [S_EVT_INS] = "INSERT INTO events_raw (row_id, batch, ts, proxy_direction, src, dst, src_ns, "
                   "src_deploy, src_pod, dst_ns, dst_deploy, dst_pod, proto, method, scheme, "
                   "authority, path, status, grpc_status, reset, error, latency_us, duration_us, "
-                  "req_bytes, rsp_bytes, id, failed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                  "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
-                  "?24, ?25, ?26, ?27)",
+                  "req_bytes, rsp_bytes, id, failed) SELECT * FROM mesh_rows",
     [S_UP_R1S] = UPSERT_W("rollup_1s"),
     [S_UP_R1M] = UPSERT_W("rollup_1m"),
     [S_UP_T10S] = UPSERT_T("route_10s"),
     [S_UP_T1M] = UPSERT_T("route_1m"),
     [S_META_GET] = "SELECT value FROM meta WHERE key = 'rollup_row_id'",
     [S_META_SET] = "UPDATE meta SET value = ?1 WHERE key = 'rollup_row_id'",
-    [S_MAX_ROW] = "SELECT max(row_id) FROM events",
+    [S_MAX_ROW] = "SELECT max(row_id) FROM events_raw",
     [S_TAIL] = "SELECT " EVT_COLS ", b.sender_id FROM events e LEFT JOIN batches b "
                "ON b.id = e.batch WHERE e.row_id > ?1 ORDER BY e.row_id",
     [S_SCAN_R] = SCAN3(SCAN_W_COLS, "rollup_1s", "rollup_1m"),
@@ -140,11 +201,11 @@ static const char *const stmt_sql[S_COUNT] = {
                   "ORDER BY e.ts, e.row_id",
     [S_EVT_DESC] = "SELECT " EVT_COLS " FROM events e WHERE e.ts >= ?1 AND e.ts < ?2 "
                    "ORDER BY e.ts DESC, e.row_id DESC",
-    [S_DEL_EVT_AGE] = "DELETE FROM events WHERE row_id IN (SELECT row_id FROM events "
+    [S_DEL_EVT_AGE] = "DELETE FROM events_raw WHERE row_id IN (SELECT row_id FROM events_raw "
                       "WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
-    [S_DEL_EVT_OLDEST] = "DELETE FROM events WHERE row_id IN (SELECT row_id FROM events "
+    [S_DEL_EVT_OLDEST] = "DELETE FROM events_raw WHERE row_id IN (SELECT row_id FROM events_raw "
                          "ORDER BY ts LIMIT ?1)",
-    [S_MIN_TS] = "SELECT min(ts) FROM events",
+    [S_MIN_TS] = "SELECT min(ts) FROM events_raw",
     [S_DEL_R1S] = DEL_OLDEST("rollup_1s"),
     [S_DEL_R1M] = DEL_OLDEST("rollup_1m"),
     [S_DEL_T10S] = DEL_OLDEST("route_10s"),
@@ -155,6 +216,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PAGE_SIZE] = "PRAGMA page_size",
     [S_FREELIST] = "PRAGMA freelist_count",
     [S_INCR_VACUUM] = "PRAGMA incremental_vacuum",
+    [S_STR_GET] = "SELECT id, last_row FROM strings WHERE value = ?1",
+    [S_STR_INS] = "INSERT INTO strings (value, last_row) VALUES (?1, ?2)",
+    [S_STR_TOUCH] = "UPDATE strings SET last_row = max(last_row, ?2) WHERE id = ?1",
+    [S_STR_GC] = "DELETE FROM strings WHERE id IN (SELECT id FROM strings "
+                 "WHERE last_row < ?1 ORDER BY last_row LIMIT ?2)",
+    [S_MIN_ROW] = "SELECT min(row_id) FROM events_raw",
 };
 
 /* --- errors ------------------------------------------------------------------ */
@@ -494,6 +561,10 @@ int mesh_store_open(const char *path, const struct mesh_store_opts *opts,
     }
     st->db = db;
     st->opts = o;
+    if (store_register_rows(db, st) != SQLITE_OK) {
+        rv = open_fail(err, errlen, MESH_EIO, "%s: %s", path, sqlite3_errmsg(db));
+        goto fail;
+    }
     for (int i = 0; i < S_COUNT; i++) {
         rc = sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
                                 NULL);
@@ -523,6 +594,8 @@ fail:
         for (int i = 0; i < S_COUNT; i++)
             sqlite3_finalize(st->stmt[i]);
         store_acc_free(&st->acc);
+        store_dict_free(&st->dict);
+        free(st->rows);
         free(st->scratch);
         free(st->path);
         free(st);
@@ -545,6 +618,8 @@ void mesh_store_close(struct mesh_store *st)
         sqlite3_finalize(st->stmt[i]);
     sqlite3_close_v2(st->db);
     store_acc_free(&st->acc);
+    store_dict_free(&st->dict);
+    free(st->rows);
     free(st->scratch);
     free(st->path);
     free(st);

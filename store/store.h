@@ -18,7 +18,7 @@
 #include "mesh/filter.h"
 #include "mesh/resource.h"
 
-#define MESH_STORE_SCHEMA_VERSION 1
+#define MESH_STORE_SCHEMA_VERSION 2
 #define MESH_STORE_APP_ID 0x4d455348 /* "MESH", PRAGMA application_id */
 #define MESH_STORE_STAT_MAX_ROWS 10000
 #define MESH_STORE_TOP_MAX_ROWS 10000
@@ -144,10 +144,11 @@ int mesh_store_events(struct mesh_store *st, const struct mesh_filter *filter,
 /* One bounded step of retention, outside any transaction: deletes at most
  * |budget| rows (events older than |max_age_us|, cut at a whole minute, then
  * the oldest events while the file is over |max_bytes|; 0 = no limit) with
- * the rollups and batch records that aged out, then returns up to |budget|
+ * the rollups, batch records and strings that aged out, then returns up to |budget|
  * free pages to the filesystem. *|more| = 1 when another call has work. */
 struct mesh_store_retained {
     uint64_t events, rollups, batches, pages;
+    uint64_t strings;         /* dictionary strings no event uses any more */
 };
 int mesh_store_retain(struct mesh_store *st, uint64_t max_age_us, uint64_t max_bytes,
                       uint64_t now_us, unsigned budget, int *more,

@@ -1,8 +1,10 @@
 /* store/store_int.h — what the store's files share; not part of the API.
  *
  * schema.c opens the file and prepares every statement once; ingest.c writes
- * raw rows and keeps the rollup accumulator; sketch.c encodes histograms and
- * connection sketches; query.c answers stat, top and events; retain.c deletes.
+ * raw rows (through the strings dictionary and the mesh_rows virtual table)
+ * and keeps the rollup accumulator; sketch.c encodes histograms and
+ * connection sketches; query.c answers stat, top and events (reading raw
+ * rows through the `events` view); retain.c deletes.
  */
 #ifndef MESH_STORE_INT_H
 #define MESH_STORE_INT_H
@@ -23,6 +25,7 @@ enum store_stmt {
     S_DEL_EVT_AGE, S_DEL_EVT_OLDEST, S_MIN_TS,
     S_DEL_R1S, S_DEL_R1M, S_DEL_T10S, S_DEL_T1M, S_DEL_BATCH,
     S_PAGE_COUNT, S_PAGE_SIZE, S_FREELIST, S_INCR_VACUUM,
+    S_STR_GET, S_STR_INS, S_STR_TOUCH, S_STR_GC, S_MIN_ROW,
     S_COUNT
 };
 
@@ -77,6 +80,46 @@ struct acc {                    /* rollups not yet written (ingest.c) */
     uint64_t first_us;          /* clock at the first of them */
 };
 
+/* The strings dictionary in memory (ingest.c): value -> strings.id, and
+ * the last_row the file holds for it. Bounded: emptied when full. */
+struct dict_ent {
+    uint64_t hash;
+    int64_t id;
+    int64_t db_last_row;        /* strings.last_row as this connection last wrote or read it */
+    uint32_t off, len;          /* value in dict.bytes */
+};
+
+struct dict {
+    struct dict_ent *ents;      /* open addressing, id 0 = empty */
+    size_t tsize, n;
+    char *bytes;
+    size_t bytes_len, bytes_alloc;
+    int64_t enum_id[2][4];      /* [0] direction, [1] proto -> id; 0: look it up */
+    int64_t enum_row[2][4];     /* their db_last_row */
+    unsigned gen;               /* +1 whenever bytes are dropped */
+    struct {                    /* per raw column, the last string: often the next one */
+        uint32_t off, len;
+        unsigned gen;
+        int64_t id, last_row;
+    } memo[32];
+};
+/* A row refers to a string whose strings.last_row is at least its own
+ * row_id minus this: ingest raises last_row when it falls further behind. */
+#define DICT_REFRESH_ROWS (1 << 17)
+
+/* Raw rows on their way into events_raw: S_EVT_INS reads up to ROWS_MAX
+ * of them at once through the mesh_rows virtual table (ingest.c), one
+ * statement per chunk instead of one per row. Columns as in events_raw. */
+#define RAW_COLS 27
+#define RAW_COL_ERROR 20        /* the two text columns */
+#define RAW_COL_ID 25
+#define ROWS_MAX 1024
+struct rawrow {
+    int64_t v[RAW_COLS];
+    uint32_t null;              /* bit i: column i is NULL */
+    const char *error, *id;     /* borrowed from the event being stored */
+};
+
 struct mesh_store {
     sqlite3 *db;
     char *path;
@@ -87,6 +130,9 @@ struct mesh_store {
     int64_t next_row;           /* events.row_id of the next insert */
     int64_t rolled_row;         /* meta rollup_row_id: rows <= it are in rollups */
     struct acc acc;
+    struct dict dict;
+    struct rawrow *rows;        /* ROWS_MAX, allocated at the first ingest */
+    size_t nrows;
     struct mesh_store_counters counters, pending;
     char *scratch;              /* key packing, blob encoding */
     size_t scratch_alloc;
@@ -112,6 +158,9 @@ uint64_t store_now(const struct mesh_store *st);
 int store_begin_internal(struct mesh_store *st);
 int store_finish_internal(struct mesh_store *st, int rv);
 int store_txn_lost(struct mesh_store *st);
+void store_dict_clear(struct mesh_store *st);
+int store_register_rows(sqlite3 *db, struct mesh_store *st);
+void store_dict_free(struct dict *d);
 
 /* sketch.c: lat_hist blobs are varint pairs (bucket delta, count); conns
  * blobs are 'E' + 5-byte hashes or 'H' + 256 HyperLogLog registers. */

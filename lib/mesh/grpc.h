@@ -1,4 +1,5 @@
-/* mesh/grpc.h — gRPC over h2c (prior knowledge) on nghttp2: server, client, blocking unary.
+/* mesh/grpc.h — gRPC over h2c (prior knowledge), or TLS with ALPN h2 (OpenSSL), on nghttp2:
+ * server, client, blocking unary.
  *
  * One nghttp2 session per connection on a mesh_loop, flushed from a before-sleep hook;
  * a call is one stream. Whoever handles a call holds its pointer until ONE end: the
@@ -145,6 +146,9 @@ struct mesh_grpc_server_opts {
      * with, trailers-only. |message| may be set to a static string. */
     int (*authorize)(struct mesh_grpc_call *call, const char **message, void *ctx);
     void *authorize_ctx;
+    /* TLS (1.2 and up, ALPN "h2" only) instead of h2c when both are set:
+     * PEM files, read once by mesh_grpc_server_new() */
+    const char *tls_cert, *tls_key;
 };
 
 /* Listens on |listen| (mesh_addr_parse; port 0 picks one). |methods| is copied.
@@ -227,6 +231,29 @@ struct mesh_grpc_call *mesh_grpc_client_call(struct mesh_grpc_client *client, co
 int mesh_grpc_unary(const char *addr, const char *method, const void *req, size_t req_len,
                     struct mesh_buf *resp, unsigned timeout_ms, int *status, char *errbuf,
                     size_t errlen);
+
+/* --- bearer tokens (--token-file FILE, MESH_TOKEN_FILE) ---------------------------------- */
+
+#define MESH_GRPC_TOKEN_MAX 4096
+/* Reads the token in |path|: its first line without surrounding blanks,
+ * 16 to MESH_GRPC_TOKEN_MAX printable ASCII characters (no spaces), into
+ * |token| (|len| > MESH_GRPC_TOKEN_MAX). 0, or MESH_EIO (unreadable) /
+ * MESH_EINVAL (not a token) with one line naming |path| in |errbuf|. */
+int mesh_grpc_token_read(const char *path, char *token, size_t len, char *errbuf, size_t errlen);
+/* Process-wide: every client made afterwards whose opts.authorization is
+ * NULL (mesh_grpc_client_new, mesh_grpc_unary) sends "authorization: Bearer
+ * |token|". Copied; NULL forgets it. 0 or MESH_ENOMEM. Call from main(),
+ * before any client exists. */
+int mesh_grpc_client_set_token(const char *token);
+/* Process-wide, like the token: every client made afterwards speaks TLS
+ * (ALPN "h2") and checks the server's certificate against the PEM
+ * certificates in |ca_file| and the address it connects to (IP SAN).
+ * NULL: h2c. 0, or MESH_EIO with one line in |errbuf| (unreadable file). */
+int mesh_grpc_client_set_tls(const char *ca_file, char *errbuf, size_t errlen);
+/* An authorize hook for struct mesh_grpc_server_opts, |ctx| the token (NUL-
+ * terminated, outliving the server): a call whose "authorization" is not
+ * exactly "Bearer TOKEN" ends UNAUTHENTICATED. Compares in constant time. */
+int mesh_grpc_bearer_authorize(struct mesh_grpc_call *call, const char **message, void *ctx);
 
 /* --- wire helpers (exposed for tests and the proxy) --------------------------------------- */
 

@@ -35,6 +35,8 @@ struct mesh_httpd_opts {
     size_t max_pending;         /* 256 KiB of unsent stream output; over it writes fail */
     unsigned header_timeout_ms; /* 10 s: a request's first byte → its last */
     unsigned idle_timeout_ms;   /* 60 s: keep-alive with nothing in flight, or no write progress */
+    /* HTTPS (TLS 1.2+, HTTP/1.1) when both are set: PEM files read by mesh_httpd_new() */
+    const char *tls_cert, *tls_key;
 };
 
 /* Listens on |listen| (mesh_addr_parse; port 0 picks one). NULL with one line in |errbuf|. */

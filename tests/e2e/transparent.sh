@@ -73,7 +73,11 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 EOF
 bgin $NSB $PY "$WORK/app.py" 2> "$WORK/app.log" &
 PIDS+=($!)
-bgin $NSB "$MESH" collector --listen 0.0.0.0:8088 --db "$WORK/mesh.db" 2> "$WORK/collector.log" &
+# beyond loopback the collector wants a token (issue 9); the proxies run as
+# UID_PROXY and must be able to read it
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$WORK/token"
+chmod 755 "$WORK"; chmod 644 "$WORK/token"
+bgin $NSB "$MESH" collector --listen 0.0.0.0:8088 --db "$WORK/mesh.db" --token-file "$WORK/token" 2> "$WORK/collector.log" &
 cpid=$!
 PIDS+=($cpid)
 
@@ -85,8 +89,8 @@ start_proxy() { # NS NAME NS/DEPLOY/POD ARGS…
         2> "$WORK/$name.log") &
     PIDS+=($!)
 }
-start_proxy $NSA proxy-a test/client/client-0 --collector $IPB:8088
-start_proxy $NSB proxy-b test/server/server-0 --collector 127.0.0.1:8088
+start_proxy $NSA proxy-a test/client/client-0 --collector $IPB:8088 --token-file "$WORK/token"
+start_proxy $NSB proxy-b test/server/server-0 --collector 127.0.0.1:8088 --token-file "$WORK/token"
 ready() { # NS PORT: something accepts on 127.0.0.1:PORT inside NS (10 s at most)
     for _ in $(seq 100); do
         ip netns exec $1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null && return 0

@@ -42,7 +42,7 @@ static void fuzz_parser(const uint8_t *data, size_t size, unsigned flags)
     if (flags & 4)
         mesh_h1_parser_resync(&p, 0);
     size_t off = 0;
-    int idle_events = 0, answer = 0;
+    int idle_events = 0, answer = 0, have_head = 0;
     while (off < size) {
         size_t len = slice == 0 || size - off < slice ? size - off : slice;
         for (;;) {
@@ -59,11 +59,20 @@ static void fuzz_parser(const uint8_t *data, size_t size, unsigned flags)
             if (ev < 0 || ev == MESH_H1_NEED_MORE) {
                 if (ev == MESH_H1_NEED_MORE && len != 0)
                     abort();
+                if (ev == MESH_H1_NEED_MORE && have_head)
+                    check_msg(&p); /* e.g. half a trailer section in the buffer */
                 if (ev < 0)
                     goto out;
                 break;
             }
+            /* the head's strings stay valid until the next BEGIN, whatever
+             * comes between (body, trailers arriving in pieces) */
+            if (ev == MESH_H1_BEGIN)
+                have_head = 0;
+            else if (have_head)
+                check_msg(&p);
             if (ev == MESH_H1_HEAD) {
+                have_head = 1;
                 check_msg(&p);
                 if (flags & 1)
                     mesh_h1_parser_answer(&p, answer++ % 3);

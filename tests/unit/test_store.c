@@ -1424,7 +1424,8 @@ static void test_injection(void)
     CHECK_EQ_INT(mesh_store_ingest(st, evil_sender, 1, &e, 1, NULL, &dup), 0);
     CHECK_EQ_INT(dup, 1);
     mesh_store_close(st);
-    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 7);
+    /* meta, batches, strings, sqlite_sequence, events_raw and four rollup tables */
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"), 9);
     CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM batches WHERE sender_id = "
                               "'x''; DELETE FROM batches; --'"), 1);
 }
@@ -1454,7 +1455,7 @@ static void test_retain_age(void)
     }
     fake_now = US(B + 100);
     int more = 1, calls = 0;
-    struct mesh_store_retained done, total = {0, 0, 0, 0};
+    struct mesh_store_retained done, total = {0};
     while (more && calls < 1000) {
         CHECK_EQ_INT(mesh_store_retain(st, US(50), 0, fake_now, 100, &more, &done), 0);
         CHECK(done.events + done.rollups + done.batches <= 100);
@@ -1534,6 +1535,175 @@ static void test_retain_size(void)
     uint64_t rolled = stat_total(st, (struct mesh_store_window){0, 0, 0}, 0);
     CHECK(rolled >= left && rolled < left + 6000);
     mesh_store_close(st);
+}
+
+/* --- schema versions and the strings dictionary ---------------------------------- */
+
+#define V1_ROLLUP_W(name)                                                                    \
+    "CREATE TABLE " name " (sec INTEGER NOT NULL, proxy_direction TEXT NOT NULL, src_ns TEXT " \
+    "NOT NULL, src_deploy TEXT NOT NULL, src_pod TEXT NOT NULL, dst_ns TEXT NOT NULL, "       \
+    "dst_deploy TEXT NOT NULL, dst_pod TEXT NOT NULL, authority TEXT NOT NULL, requests "     \
+    "INTEGER NOT NULL, failures INTEGER NOT NULL, lat_count INTEGER NOT NULL, lat_sum_us "    \
+    "INTEGER NOT NULL, lat_min_us INTEGER, lat_max_us INTEGER, lat_hist BLOB, req_bytes "     \
+    "INTEGER NOT NULL, rsp_bytes INTEGER NOT NULL, conns BLOB, PRIMARY KEY (sec, "            \
+    "proxy_direction, src_ns, src_deploy, src_pod, dst_ns, dst_deploy, dst_pod, authority)) " \
+    "WITHOUT ROWID;"
+#define V1_ROUTE(name)                                                                       \
+    "CREATE TABLE " name " (sec INTEGER NOT NULL, proxy_direction TEXT NOT NULL, src_ns TEXT " \
+    "NOT NULL, src_deploy TEXT NOT NULL, src_pod TEXT NOT NULL, dst_ns TEXT NOT NULL, "       \
+    "dst_deploy TEXT NOT NULL, dst_pod TEXT NOT NULL, authority TEXT NOT NULL, src_ip TEXT "   \
+    "NOT NULL, dst_addr TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, requests "   \
+    "INTEGER NOT NULL, failures INTEGER NOT NULL, lat_count INTEGER NOT NULL, lat_sum_us "    \
+    "INTEGER NOT NULL, lat_min_us INTEGER, lat_max_us INTEGER, lat_hist BLOB, req_bytes "     \
+    "INTEGER NOT NULL, rsp_bytes INTEGER NOT NULL, last_ts INTEGER, last_latency_us INTEGER, " \
+    "PRIMARY KEY (sec, proxy_direction, src_ns, src_deploy, src_pod, dst_ns, dst_deploy, "    \
+    "dst_pod, authority, src_ip, dst_addr, method, path)) WITHOUT ROWID;"
+
+/* A version 1 store, as `sqlite3 .schema` shows one that mesh wrote then,
+ * with three rows not yet in the rollups: open migrates it, re-aggregates
+ * them through the new view, and every field reads back as stored. */
+static void test_migrate_v1(void)
+{
+    const char *path = path_of("v1.db");
+    rm_db(path);
+    exec_raw(path,
+             "PRAGMA page_size = 8192; PRAGMA auto_vacuum = INCREMENTAL; "
+             "PRAGMA journal_mode = WAL; PRAGMA application_id = 1296388936; "
+             "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+             "INSERT INTO meta (key, value) VALUES ('rollup_row_id', 0);"
+             "CREATE TABLE batches (id INTEGER PRIMARY KEY, sender_id TEXT NOT NULL, seq INTEGER "
+             "NOT NULL, received_us INTEGER NOT NULL, events INTEGER NOT NULL, UNIQUE (sender_id, "
+             "seq));"
+             "CREATE INDEX batches_received ON batches (received_us);"
+             "CREATE TABLE events (row_id INTEGER PRIMARY KEY, batch INTEGER, ts INTEGER NOT NULL, "
+             "proxy_direction TEXT NOT NULL, src TEXT, dst TEXT, src_ns TEXT, src_deploy TEXT, "
+             "src_pod TEXT, dst_ns TEXT, dst_deploy TEXT, dst_pod TEXT, proto TEXT, method TEXT, "
+             "scheme TEXT, authority TEXT, path TEXT, status INTEGER, grpc_status INTEGER, reset "
+             "INTEGER, error TEXT, latency_us INTEGER, duration_us INTEGER, req_bytes INTEGER NOT "
+             "NULL, rsp_bytes INTEGER NOT NULL, id TEXT, failed INTEGER NOT NULL);"
+             "CREATE INDEX events_ts ON events (ts);" V1_ROLLUP_W("rollup_1s")
+                 V1_ROLLUP_W("rollup_1m") V1_ROUTE("route_10s") V1_ROUTE("route_1m")
+             "INSERT INTO batches VALUES (1, 'proxy-a', 1, 1700000000000000, 3);"
+             "INSERT INTO events VALUES "
+             "(1, 1, 1700000001000000, 'inbound', '10.0.0.1:40000', '10.0.0.2:8080', 'emojivoto', "
+             "'web', 'web-0', 'emojivoto', 'voting', 'voting-0', 'grpc', 'POST', 'http', "
+             "'voting-svc.emojivoto:8080', '/v', 200, 0, NULL, NULL, 1000, 1100, 10, 100, '1:1', 0),"
+             "(2, 1, 1700000000500000, 'outbound', '10.0.0.2:41000', NULL, NULL, NULL, NULL, NULL, "
+             "NULL, NULL, NULL, 'GET', NULL, NULL, '/v', NULL, NULL, 8, 'reset by peer', NULL, "
+             "NULL, 0, 0, NULL, 1),"
+             "(3, 1, 1700000002000000, 'replay', '10.0.0.1:40000', '10.0.0.2:8080', 'emojivoto', "
+             "'web', 'web-0', 'emojivoto', 'voting', 'voting-0', 'h2', 'POST', 'http', "
+             "'voting-svc.emojivoto:8080', '/w', 503, NULL, NULL, NULL, 20, 30, 1, 2, '1:3', 1);"
+             "PRAGMA user_version = 1;");
+    fake_now = US(B);
+    struct mesh_store *st = open_ok(path, 0);
+    if (st == NULL)
+        return;
+    CHECK_EQ_INT(scalar(path, "PRAGMA user_version"), 2);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM events"), 3);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM events_raw"), 3);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'events_ts'"), 0);
+    /* 19 distinct strings in the dictionary, each once */
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM strings"), 19);
+    CHECK_EQ_INT(scalar(path, "SELECT last_row FROM strings WHERE value = '/v'"), 2);
+    /* stat counts the server side: the inbound and the replayed row */
+    CHECK_EQ_INT(stat_total(st, (struct mesh_store_window){0, 0, 0}, 0), 2);
+    CHECK_EQ_INT(scalar(path, "SELECT sum(requests) FROM rollup_1s"), 3);
+
+    struct collected c;
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(mesh_store_events(st, NULL, NULL, 0, 0, 0, collect_cb, &c), 0);
+    CHECK_EQ_INT(c.n, 3);
+    const struct mesh_evt *e = &c.first.evt; /* the oldest: row 2 */
+    CHECK_EQ_INT(e->ts_us, 1700000000500000ull);
+    CHECK_EQ_INT(e->direction, MESH_DIR_OUTBOUND);
+    CHECK_EQ_STR(e->src, "10.0.0.2:41000");
+    CHECK(e->dst == NULL && e->src_labels.ns == NULL && e->dst_labels.deploy == NULL);
+    CHECK(e->proto == MESH_PROTO_UNKNOWN && e->scheme == NULL && e->authority == NULL);
+    CHECK_EQ_STR(e->method, "GET");
+    CHECK_EQ_STR(e->error, "reset by peer");
+    CHECK_EQ_INT(e->reset, 8);
+    CHECK(e->status < 0 && e->latency_us < 0 && e->id == NULL);
+    CHECK_EQ_STR(c.paths[1], "/v");
+    CHECK_EQ_STR(c.paths[2], "/w");
+    mesh_evt_copy_free(&c.first);
+
+    /* ingest goes on after the migrated rows; de-duplication survived */
+    struct mesh_evt ne = ev(US(B), MESH_DIR_INBOUND, "web", "voting", "/w", 200, 0, 5, "2:1");
+    int dup = 9;
+    CHECK_EQ_INT(mesh_store_ingest(st, "proxy-a", 1, &ne, 1, NULL, &dup), 0);
+    CHECK_EQ_INT(dup, 1);
+    CHECK_EQ_INT(mesh_store_ingest(st, "proxy-a", 2, &ne, 1, NULL, &dup), 0);
+    CHECK_EQ_INT(dup, 0);
+    mesh_store_close(st);
+    CHECK_EQ_INT(scalar(path, "SELECT max(row_id) FROM events"), 4);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM strings"), 19);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM events WHERE path = '/w'"), 2);
+    CHECK_EQ_INT(scalar(path, "SELECT sum(requests) FROM rollup_1s"), 4);
+}
+
+/* Strings no row uses any more go with retention, at most DICT_REFRESH_ROWS
+ * (131072) rows after their last use; a string used again after that is
+ * added again, and every row reads back its own strings throughout. */
+static void test_strings_gc(void)
+{
+    const char *path = path_of("strings.db");
+    rm_db(path);
+    fake_now = US(B);
+    struct mesh_store *st = open_ok(path, 0);
+    if (st == NULL)
+        return;
+    static struct mesh_evt e[1000];
+    static char paths[1000][32];
+    uint64_t seq = 0;
+    /* 1000 rows with a path each, then 140 000 with one shared path, all old */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "/unique/%d", i);
+        e[i] = ev(US(B - 7200) + (uint64_t)i, MESH_DIR_INBOUND, "web", "voting", paths[i], 200, 0,
+                  10, "1:1");
+    }
+    CHECK_EQ_INT(mesh_store_ingest(st, "p", ++seq, e, 1000, NULL, NULL), 0);
+    for (int b = 0; b < 140; b++) {
+        for (int i = 0; i < 1000; i++)
+            e[i] = ev(US(B - 7000) + (uint64_t)(b * 1000 + i), MESH_DIR_INBOUND, "web", "voting",
+                      "/shared", 200, 0, 10, "1:1");
+        CHECK_EQ_INT(mesh_store_ingest(st, "p", ++seq, e, 1000, NULL, NULL), 0);
+    }
+    /* and a recent one that keeps some strings in use */
+    e[0] = ev(US(B), MESH_DIR_INBOUND, "web", "voting", "/recent", 200, 0, 10, "1:1");
+    CHECK_EQ_INT(mesh_store_ingest(st, "p", ++seq, e, 1, NULL, NULL), 0);
+    int64_t before = scalar(path, "SELECT count(*) FROM strings");
+    CHECK(before >= 1002);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM strings WHERE value LIKE '/unique/%'"), 1000);
+
+    struct mesh_store_retained done, total = {0};
+    int more = 1, calls = 0;
+    while (more && calls < 1000) {
+        CHECK_EQ_INT(mesh_store_retain(st, 3600ull * 1000000, 0, fake_now, 5000, &more, &done), 0);
+        total.events += done.events;
+        total.strings += done.strings;
+        calls++;
+    }
+    CHECK_EQ_INT(total.events, 141000);
+    CHECK_EQ_INT(total.strings, 1000);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM strings WHERE value LIKE '/unique/%'"), 0);
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM strings WHERE value = '/recent'"), 1);
+    /* every string a row refers to is there */
+    CHECK_EQ_INT(scalar(path, "SELECT count(*) FROM events WHERE path IS NULL OR src_deploy IS NULL "
+                              "OR dst_pod IS NULL OR proxy_direction IS NULL"), 0);
+
+    /* a collected string comes back with a new id, through the same cache */
+    e[0] = ev(US(B) + 1, MESH_DIR_INBOUND, "web", "voting", "/unique/7", 200, 0, 10, "1:2");
+    CHECK_EQ_INT(mesh_store_ingest(st, "p", ++seq, e, 1, NULL, NULL), 0);
+    struct collected c;
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(mesh_store_events(st, NULL, NULL, 0, 0, 0, collect_cb, &c), 0);
+    CHECK_EQ_INT(c.n, 2);
+    CHECK_EQ_STR(c.paths[0], "/recent");
+    CHECK_EQ_STR(c.paths[1], "/unique/7");
+    mesh_evt_copy_free(&c.first);
+    mesh_store_close(st);
+    CHECK(scalar(path, "SELECT id FROM strings WHERE value = '/unique/7'") > 1000);
 }
 
 /* --- information: rates ---------------------------------------------------------- */
@@ -1619,6 +1789,8 @@ int main(void)
     RUN(test_injection);
     RUN(test_retain_age);
     RUN(test_retain_size);
+    RUN(test_migrate_v1);
+    RUN(test_strings_gc);
     RUN(test_rates);
     const char *names[] = {"create.db", "empty.db", "future.db", "notes.txt", "other.db",
                            "corrupt.db", "dup.db", "crash.db", "full.db", "reader.db", "story.db",
