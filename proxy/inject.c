@@ -561,6 +561,68 @@ static size_t first_col(const struct ynode *coll)
     return col != SIZE_MAX ? col : coll->kids[0]->key_col;
 }
 
+/* A flow collection written "[a, b,]": its last entry has a comma after it
+ * already, so what is added before the bracket needs none. */
+static int trailing_comma(const struct injector *inj, const struct ynode *flow)
+{
+    size_t at = flow->end > 0 ? flow->end - 1 : 0; /* the closing bracket */
+    while (at > 0 && (inj->in[at - 1] == ' ' || inj->in[at - 1] == '\t' ||
+                      inj->in[at - 1] == '\n' || inj->in[at - 1] == '\r'))
+        at--;
+    return at > 0 && inj->in[at - 1] == ',';
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Where the '-' of block sequence |seq|'s first item is: just before the
+ * item on its line, or, when the item starts a line, alone on an earlier
+ * line (maybe with a comment after it; blank and comment lines between).
+ * 1 with *|dash_col| and *|item_off| (the item's column past the dash, at
+ * least 2: "- "), or 0 when there is no dash to see. */
+static int first_dash(const struct injector *inj, const struct ynode *seq, size_t *dash_col,
+                      size_t *item_off)
+{
+    const char *in = inj->in;
+    size_t item_col = first_col(seq), start = seq->kids[0]->start, at = start;
+    while (at > 0 && is_blank(in[at - 1]))
+        at--;
+    if (at > 0 && in[at - 1] == '-') {
+        *dash_col = item_col >= start - at + 1 ? item_col - (start - at + 1) : 0;
+    } else if (at > 0 && in[at - 1] == '\n') {
+        size_t eol = at - 1, dash = SIZE_MAX, bol = 0;
+        while (dash == SIZE_MAX) {
+            bol = eol;
+            while (bol > 0 && in[bol - 1] != '\n')
+                bol--;
+            size_t p = bol;
+            while (p < eol && is_blank(in[p]))
+                p++;
+            if (p < eol && in[p] == '-') {
+                size_t q = p + 1;
+                while (q < eol && is_blank(in[q]))
+                    q++;
+                if (q < eol && (in[q] != '#' || q == p + 1))
+                    return 0; /* "-x" or "- x": not a dash alone */
+                dash = p;
+            } else if (p < eol && in[p] != '#') {
+                return 0;
+            } else if (bol == 0) {
+                return 0; /* blank and comment lines up to the start */
+            } else {
+                eol = bol - 1;
+            }
+        }
+        *dash_col = dash - bol; /* only blanks before it: bytes are columns */
+    } else {
+        return 0;
+    }
+    *item_off = item_col >= *dash_col + 2 ? item_col - *dash_col : 2;
+    return 1;
+}
+
 /* Appends |item| to sequence |seq|. */
 static void seq_append(struct injector *inj, const struct ynode *seq, const struct knode *item,
                        const struct style *st)
@@ -569,24 +631,17 @@ static void seq_append(struct injector *inj, const struct ynode *seq, const stru
     mesh_buf_init(&text, 1u << 20);
     if (seq->flow || seq->nkids == 0) {
         /* "[ … ]": before the bracket; an empty block sequence cannot be written */
-        if (seq->nkids > 0)
+        if (seq->nkids > 0 && !trailing_comma(inj, seq))
             mesh_buf_appends(&text, ", ");
         put_json(&text, item);
         add_edit(inj, seq->end > 0 ? seq->end - 1 : 0, &text);
         return;
     }
-    /* the first item's dash: the '-' before its content on its line */
-    size_t item_col = first_col(seq), dash_col = item_col >= 2 ? item_col - 2 : 0;
-    size_t at = seq->kids[0]->start;
-    while (at > 0 && inj->in[at - 1] == ' ')
-        at--;
-    if (at > 0 && inj->in[at - 1] == '-') {
-        size_t gap = seq->kids[0]->start - at + 1;
-        dash_col = item_col >= gap ? item_col - gap : 0;
-    }
+    /* the new item's dash goes under the first item's */
+    size_t item_col = first_col(seq), dash_col = item_col >= 2 ? item_col - 2 : 0, item_off = 2;
+    first_dash(inj, seq, &dash_col, &item_off);
     struct style item_st = *st;
-    /* at least "- ": an empty first item ("-" and the line's end) gives 1 */
-    item_st.item_off = item_col - dash_col >= 2 ? item_col - dash_col : 2;
+    item_st.item_off = item_off;
     int need_nl;
     size_t pos = line_after(inj, seq->cend, &need_nl);
     if (need_nl)
@@ -603,7 +658,7 @@ static void map_add(struct injector *inj, const struct ynode *map, const char *k
     struct mesh_buf text;
     mesh_buf_init(&text, 1u << 20);
     if (map->flow || map->nkids == 0) {
-        if (map->nkids > 0)
+        if (map->nkids > 0 && !trailing_comma(inj, map))
             mesh_buf_appends(&text, ", ");
         put_quoted(&text, key);
         mesh_buf_appends(&text, ": ");
@@ -705,12 +760,9 @@ static struct style style_of(const struct injector *inj, const struct ynode *par
         first_col(podspec) > first_col(parent_map))
         st.step = first_col(podspec) - first_col(parent_map);
     if (containers != NULL && !containers->flow && containers->nkids > 0 && !podspec->flow) {
-        size_t item_col = first_col(containers), at = containers->kids[0]->start;
-        while (at > 0 && inj->in[at - 1] == ' ')
-            at--;
-        if (at > 0 && inj->in[at - 1] == '-') {
-            size_t dash_col = item_col - (containers->kids[0]->start - at + 1);
-            st.item_off = item_col - dash_col >= 2 ? item_col - dash_col : 2; /* "-" alone: 1 */
+        size_t dash_col, item_off;
+        if (first_dash(inj, containers, &dash_col, &item_off)) {
+            st.item_off = item_off;
             if (dash_col >= first_col(podspec))
                 st.seq_indent = dash_col - first_col(podspec);
         }
@@ -838,11 +890,42 @@ static int cmp_edits(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* YAML breaks lines at LF, CRLF, and also at a CR alone, NEL, LS and PS;
+ * the splicing here knows LF (and CRLF) only, so the others are refused
+ * rather than injected into the wrong place. 0, or MESH_EFORMAT with
+ * "LINE:COL: problem" in |err|. */
+static int odd_line_breaks(const char *in, size_t len, char *err, size_t errlen)
+{
+    size_t line = 1, bol = 0;
+    for (size_t i = 0; i < len; i++) {
+        const unsigned char *u = (const unsigned char *)in + i;
+        const char *what = NULL;
+        if (u[0] == '\n') {
+            line++;
+            bol = i + 1;
+        } else if (u[0] == '\r' && (i + 1 == len || u[1] != '\n')) {
+            what = "a CR without LF";
+        } else if (u[0] == 0xC2 && i + 1 < len && u[1] == 0x85) {
+            what = "a NEL (U+0085)";
+        } else if (u[0] == 0xE2 && i + 2 < len && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9)) {
+            what = "a line or paragraph separator (U+2028/U+2029)";
+        }
+        if (what != NULL) {
+            snprintf(err, errlen, "%zu:%zu: %s breaks the line: only LF and CRLF line ends are "
+                     "supported", line, i - bol + 1, what);
+            return MESH_EFORMAT;
+        }
+    }
+    return 0;
+}
+
 int mesh_inject(const struct mesh_inject_opts *opts, const char *in, size_t len,
                 struct mesh_buf *out, struct mesh_buf *notes, char *err, size_t errlen)
 {
     struct parse p;
     memset(&p, 0, sizeof(p));
+    if (odd_line_breaks(in, len, err, errlen) != 0)
+        return MESH_EFORMAT;
     int rv = parse_all(&p, in, len, err, errlen);
     if (rv != 0) {
         if (rv == MESH_ENOMEM)

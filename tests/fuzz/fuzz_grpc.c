@@ -6,7 +6,8 @@
  * server-streaming, bidi). Per input a socketpair(2) whose one end the
  * server adopts (gserver_adopt, as if accepted); the other gets the bytes,
  * is read from, and shut down for writing after a few loop iterations; the
- * loop runs until the server closed the connection or 50 ms passed.
+ * loop runs until the server closed the connection or 50 ms passed. A
+ * connection, call or fd that outlives the input aborts.
  *
  * Input: byte 0 says how to read the rest.
  *   bit 7 set: raw mode, the rest follows the client preface as it is
@@ -19,8 +20,9 @@
  *     (flag byte, 4-byte length, bytes). A message starting with 0xFF makes
  *     the handler pause the call until the next loop iteration; one starting
  *     with 0xFE makes it finish the call with an error at once.
- * Seeds: tests/fuzz/corpus/grpc/ (mkseeds_grpc.py: Report batches from the
- * emojivoto captures' client streams, raw mode; and framing-mode inputs).
+ * Seeds: tests/fuzz/corpus/grpc/ (mkseeds_grpc.py: the client stream of the
+ * emojivoto gRPC capture in raw mode, its request bodies in framing mode,
+ * and hand-made framing edge cases).
  */
 #include <errno.h>
 #include <stdint.h>

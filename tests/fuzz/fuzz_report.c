@@ -11,10 +11,14 @@
  * (lib/evt_pb.c, what Watch clients use).
  *
  * The store is a file in /dev/shm (else $TMPDIR or /tmp) made once per
- * process and started afresh every 2000 inputs; removed at exit.
+ * process and started afresh every 2000 inputs; removed at exit, and by the
+ * next run when a crash left it behind.
  * Seeds: tests/fuzz/corpus/report/ (mkseeds_report.py: Report batches of
  * the emojivoto captures' events, as `mesh replay --collector` sends them).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,13 +59,33 @@ static void remove_store(void)
     unlink(p);
 }
 
+/* A run that crashed (or was stopped) did not remove its store: remove the
+ * stores of processes that are gone. */
+static void sweep_stores(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        long pid;
+        char rest[16], p[512];
+        if (sscanf(de->d_name, "mesh-fuzz-report-%ld.db%15s", &pid, rest) < 1 || pid <= 0 ||
+            (kill((pid_t)pid, 0) != 0 && errno == ESRCH) == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+}
+
 static void open_store(void)
 {
     char err[512];
     if (path[0] == '\0') {
         const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-        snprintf(path, sizeof(path), "%s/mesh-fuzz-report-%ld.db", dir ? dir : "/tmp",
-                 (long)getpid());
+        dir = dir != NULL ? dir : "/tmp";
+        sweep_stores(dir);
+        snprintf(path, sizeof(path), "%s/mesh-fuzz-report-%ld.db", dir, (long)getpid());
         atexit(remove_store);
     }
     remove_store();
