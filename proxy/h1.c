@@ -64,7 +64,7 @@ struct h1p_pool {
 struct h1p_req {
     int active;
     uint64_t n; /* request number on the connection: the tap id's stream part */
-    uint64_t ts_us, start_us;
+    uint64_t ts_us, start_us, done_us; /* done_us: the request was read whole */
     struct px_route *route;
     struct px_endpoint *ep;
     struct h1p_up *up;
@@ -243,10 +243,17 @@ static uint64_t h1p_deadline(const struct h1p_conn *hc)
      * ran out), which only a write would tell. Without a response timeout an
      * upstream that never answers would hold both sockets for ever; the idle
      * timeout bounds it: nothing moved either way for that long ends it. */
-    if (hc->req.active && hc->client_eof)
-        return hc->last_active_us + (uint64_t)lim->idle_timeout_ms * 1000u;
-    if (hc->req.active)
-        return 0;
+    if (hc->req.active) {
+        uint64_t at = 0;
+        if (hc->client_eof)
+            at = hc->last_active_us + (uint64_t)lim->idle_timeout_ms * 1000u;
+        /* --response-timeout: the request went whole, no response byte came */
+        if (lim->response_timeout_ms > 0 && hc->req.req_done && !hc->req.rsp_started) {
+            uint64_t rsp = hc->req.done_us + (uint64_t)lim->response_timeout_ms * 1000u;
+            at = at == 0 || rsp < at ? rsp : at;
+        }
+        return at;
+    }
     if (hc->in_head)
         return hc->head_start_us + (uint64_t)lim->header_timeout_ms * 1000u;
     return hc->last_active_us + (uint64_t)lim->idle_timeout_ms * 1000u;
@@ -752,6 +759,7 @@ static void h1p_req_end(struct h1p_conn *hc)
     if (!req->active)
         return;
     req->req_done = 1;
+    req->done_us = mesh_loop_now_us();
     if (req->up != NULL && req->req_chunked) {
         int rv = req->req_trailers_sent ? h1p_put(&req->up->out, "\r\n", 2)
                                         : h1p_put(&req->up->out, "0\r\n\r\n", 5);
@@ -1249,6 +1257,10 @@ static int h1p_on_timer(struct mesh_loop *loop, int64_t id, void *ctx)
     }
     if (hc->lingering || hc->drain_until_us != 0) {
         hc->abort = 1;
+    } else if (hc->req.active && hc->req.req_done && !hc->req.rsp_started &&
+               hc->px->cfg.limits.response_timeout_ms > 0 &&
+               now >= hc->req.done_us + (uint64_t)hc->px->cfg.limits.response_timeout_ms * 1000u) {
+        h1p_req_fail(hc, 504, "Gateway Timeout", "no response within the response timeout");
     } else if (hc->req.active) { /* client_eof: see h1p_deadline() */
         hc->req.error = "client closed the connection; no response within the idle timeout";
         hc->abort = 1;

@@ -81,6 +81,7 @@ struct h2p_stream {
     struct px_endpoint *ep;
     uint64_t ts_us;                     /* wall clock, request start */
     uint64_t start_us, head_us, end_us; /* monotonic; 0: not (yet) */
+    uint64_t req_end_us;                /* the request's END_STREAM came; 0: not yet */
     int status, grpc_status;
     int64_t reset;
     const char *method, *scheme, *authority, *path, *host; /* in req.head */
@@ -111,6 +112,7 @@ struct h2p_conn {
     unsigned nstreams; /* downstream streams open */
     uint64_t last_io_us;
     int64_t timer;
+    uint64_t timer_at_us; /* when |timer| fires */
     int busy;
     unsigned failed : 1, draining : 1, goaway_sent : 1, got_request : 1, in_dirty : 1, reap : 1,
         flushing : 1;
@@ -143,6 +145,7 @@ static void h2c_fail(struct h2p_conn *h2c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void up_fail(struct h2p_up *up, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void stream_answer(struct h2p_stream *s, int http_status, int grpc_status, const char *msg);
+static void h2c_response_due(struct h2p_conn *h2c, struct h2p_stream *s);
 
 /* ---- the flush hook ---------------------------------------------------------------------- */
 
@@ -1334,6 +1337,8 @@ static int down_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     if (s == NULL)
         return 0;
     int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (end && s->req_end_us == 0)
+        h2c_response_due(h2c, s);
     if (frame->hd.type == NGHTTP2_HEADERS) {
         s->req.block = NULL;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
@@ -1631,15 +1636,39 @@ static void h2c_goaway_close(struct h2p_conn *h2c, const char *why)
     h2c_fail(h2c, "%s", why);
 }
 
-/* Header and idle timeouts; re-armed for whichever comes first. */
+/* --response-timeout: streams whose request went whole and whose response
+ * head has not come are answered 504 (gRPC: DEADLINE_EXCEEDED); returns the
+ * time until the next such deadline, UINT64_MAX for none. */
+static uint64_t h2c_response_timeouts(struct h2p_conn *h2c, uint64_t now)
+{
+    uint64_t rt = (uint64_t)h2c_limits(h2c)->response_timeout_ms * 1000, next = UINT64_MAX;
+    if (rt == 0)
+        return next;
+    for (struct h2p_stream *s = h2c->streams, *n; s != NULL && !h2c->failed; s = n) {
+        n = s->next;
+        if (s->req_end_us == 0 || s->head_us != 0 || s->rsp_submitted || !s->down_open)
+            continue;
+        if (now >= s->req_end_us + rt) {
+            stream_error(s, "no response within the response timeout");
+            stream_ep_done(s, 1);
+            stream_answer(s, 504, MESH_GRPC_DEADLINE_EXCEEDED, s->error);
+        } else if (s->req_end_us + rt - now < next) {
+            next = s->req_end_us + rt - now;
+        }
+    }
+    return next;
+}
+
+/* Header, idle and response timeouts; re-armed for whichever comes first. */
 static int h2c_on_timer(struct mesh_loop *loop, int64_t id, void *ctx)
 {
     (void)loop;
     (void)id;
     struct h2p_conn *h2c = ctx;
     const struct px_limits *lim = h2c_limits(h2c);
-    uint64_t now = mesh_loop_now_us(), next = UINT64_MAX;
+    uint64_t now = mesh_loop_now_us();
     h2c_enter(h2c);
+    uint64_t next = h2c_response_timeouts(h2c, now);
     if (!h2c->got_request && lim->header_timeout_ms > 0) {
         uint64_t due = h2c->conn->accepted_us + (uint64_t)lim->header_timeout_ms * 1000;
         if (now >= due)
@@ -1659,9 +1688,27 @@ static int h2c_on_timer(struct mesh_loop *loop, int64_t id, void *ctx)
     int done = h2c->failed || next == UINT64_MAX;
     if (done)
         h2c->timer = 0;
+    else
+        h2c->timer_at_us = now + (next / 1000 + 1) * 1000;
     if (h2c_leave(h2c) != 0 || done)
         return MESH_TIMER_DONE;
     return (int)(next / 1000 + 1);
+}
+
+/* |s|'s request has ended: with a response timeout, the timer must fire by
+ * its deadline (re-armed only when it would fire later). */
+static void h2c_response_due(struct h2p_conn *h2c, struct h2p_stream *s)
+{
+    s->req_end_us = mesh_loop_now_us();
+    unsigned ms = h2c_limits(h2c)->response_timeout_ms;
+    uint64_t at = s->req_end_us + (uint64_t)ms * 1000;
+    if (ms == 0 || h2c->failed || (h2c->timer > 0 && h2c->timer_at_us <= at))
+        return;
+    if (h2c->timer > 0)
+        mesh_loop_del_timer(h2p.loop, h2c->timer);
+    int64_t timer = mesh_loop_add_timer(h2p.loop, ms, h2c_on_timer, h2c);
+    h2c->timer = timer > 0 ? timer : 0;
+    h2c->timer_at_us = at;
 }
 
 static void h2p_on_drain(struct px_conn *conn)
@@ -1732,6 +1779,7 @@ void px_h2_serve(struct px_conn *conn)
         if (first > 0) {
             int64_t timer = mesh_loop_add_timer(h2p.loop, first, h2c_on_timer, h2c);
             h2c->timer = timer > 0 ? timer : 0;
+            h2c->timer_at_us = h2c->last_io_us + (uint64_t)first * 1000;
         }
         /* the preface and whatever followed it were read during detection */
         ssize_t used = nghttp2_session_mem_recv(h2c->side.session, (const uint8_t *)conn->in.data,

@@ -63,6 +63,8 @@ static const char USAGE[] =
     "      --idle-timeout D       a connection with nothing in flight [60s]\n"
     "      --detect-timeout D     silence before a connection is taken as opaque TCP [1s]\n"
     "      --connect-timeout D    upstream connect [3s]\n"
+    "      --response-timeout D   from a request sent whole to its response head; then\n"
+    "                             504 (gRPC: DEADLINE_EXCEEDED); 0 is none [0]\n"
     "      --drain-timeout D      SIGTERM: finish what is in flight for this long [10s]\n"
     "  -h, --help\n"
     "\n"
@@ -75,7 +77,7 @@ enum {
     OPT_INBOUND = 256, OPT_INBOUND_TO, OPT_OUTBOUND, OPT_ADMIN, OPT_ROUTE, OPT_ROUTES,
     OPT_COLLECTOR, OPT_NAMESPACE, OPT_DEPLOYMENT, OPT_POD, OPT_TAP_QUEUE, OPT_MAX_CONNS,
     OPT_MAX_HEADER, OPT_MAX_STREAMS, OPT_HEADER_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_DETECT_TIMEOUT,
-    OPT_CONNECT_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_TRANSPARENT, OPT_TOKEN_FILE, OPT_TLS_CA,
+    OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_TRANSPARENT, OPT_TOKEN_FILE, OPT_TLS_CA,
 };
 
 static const struct option LONG_OPTS[] = {
@@ -97,6 +99,7 @@ static const struct option LONG_OPTS[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"detect-timeout", required_argument, NULL, OPT_DETECT_TIMEOUT},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"transparent", no_argument, NULL, OPT_TRANSPARENT},
     {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
@@ -241,6 +244,12 @@ static int apply(struct opts *o, int opt, const char *arg)
     case OPT_IDLE_TIMEOUT: return parse_ms("--idle-timeout", arg, &lim->idle_timeout_ms);
     case OPT_DETECT_TIMEOUT: return parse_ms("--detect-timeout", arg, &lim->detect_timeout_ms);
     case OPT_CONNECT_TIMEOUT: return parse_ms("--connect-timeout", arg, &lim->connect_timeout_ms);
+    case OPT_RESPONSE_TIMEOUT:
+        if (strcmp(arg, "0") == 0) {
+            lim->response_timeout_ms = 0;
+            return 0;
+        }
+        return parse_ms("--response-timeout", arg, &lim->response_timeout_ms);
     case OPT_DRAIN_TIMEOUT: return parse_ms("--drain-timeout", arg, &lim->drain_ms);
     default: return -1;
     }

@@ -4,7 +4,9 @@
  * Detection reads the first bytes of every accepted connection: the HTTP/2
  * client preface means h2 on both sides, a request line's method token
  * followed by a space means HTTP/1.x, anything else (or nothing within the
- * detect timeout, as server-speaks-first protocols do) is opaque TCP. What was
+ * detect timeout, as server-speaks-first protocols do) is opaque TCP. A
+ * client still inside the preface or an upper-case method token when the
+ * detect timeout ends is a slow HTTP client, and is closed (408). What was
  * read stays in conn->in for the module that takes the connection over.
  */
 #define _GNU_SOURCE /* accept4 */
@@ -417,13 +419,38 @@ static void on_detect_read(struct mesh_loop *loop, int fd, unsigned events, void
     detect_decide(conn, what);
 }
 
+/* Whether |buf| can only be the slow start of HTTP: a part of the h2 client
+ * preface, or of a method token as methods are spelled (upper case). */
+static int detect_http_start(const uint8_t *buf, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (memcmp(buf, H2_PREFACE, len < H2_PREFACE_LEN ? len : H2_PREFACE_LEN) == 0)
+        return 1;
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] < 'A' || buf[i] > 'Z')
+            return 0;
+    return 1;
+}
+
 static int on_detect_timeout(struct mesh_loop *loop, int64_t id, void *ctx)
 {
     struct px_conn *conn = ctx;
     struct px_detect *det = conn->proto;
     det->timer = 0;
-    /* Nothing (or too little) said: a server-speaks-first protocol, or a
-     * client that is slow to finish a token; either way forward it opaque. */
+    if (detect_http_start((const uint8_t *)conn->in.data, conn->in.len)) {
+        /* An HTTP client trickling its first bytes (slowloris before
+         * detection): told so and closed, not forwarded opaque to hold an
+         * upstream connection for as long as it keeps trickling. */
+        static const char rsp[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                  "Content-Length: 0\r\n\r\n";
+        if (conn->in.len < 3 || memcmp(conn->in.data, H2_PREFACE, 3) != 0) /* not "PRI" */
+            (void)!send(conn->fd, rsp, sizeof(rsp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        detect_fail(conn);
+        return MESH_TIMER_DONE;
+    }
+    /* Nothing said (a server-speaks-first protocol), or bytes no HTTP
+     * request starts with: forwarded opaque. */
     detect_done(conn, px_tcp_serve);
     return MESH_TIMER_DONE;
 }

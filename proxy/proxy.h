@@ -37,6 +37,7 @@ struct px_limits {
     unsigned idle_timeout_ms;    /* no request in flight and no byte moved; 60 s */
     unsigned detect_timeout_ms;  /* no first byte → opaque TCP; 1 s */
     unsigned connect_timeout_ms; /* upstream connect; 3 s */
+    unsigned response_timeout_ms;/* request sent whole → response head; 0: none (504) */
     unsigned max_streams;        /* HTTP/2 concurrent streams per connection; 256 */
     unsigned drain_ms;           /* graceful drain deadline; 10 s */
 };

@@ -18,10 +18,15 @@ Clients (print one line of results):
   faultpeer.py h2-abort-req PORT HOST N   the same over h2c (one connection each)
   faultpeer.py h2-abort-rsp PORT HOST N
   faultpeer.py h2-get PORT HOST PATH      one h2c GET: "headers data=BYTES rst=CODE|end|closed"
+  faultpeer.py h2-post-slow PORT HOST PATH SECONDS
+      one h2c POST whose body (END_STREAM) follows its HEADERS after SECONDS;
+      prints as h2-get, with ":status=200" after "headers" when it is 200
   faultpeer.py slowloris PORT N SECONDS PROTO
       N connections trickling a request head (h1) or the client preface and
       a HEADERS frame (h2) one byte a second; prints how many the proxy
-      closed, and when (min/max seconds after connecting)
+      closed, and when (min/max seconds after connecting). PROTO h1-first
+      and h2-first trickle from the first byte on (the request line, the
+      preface)
   faultpeer.py hold PORT HOST N
       opens N keep-alive HTTP/1.1 connections, one GET each, all at once;
       prints "open N answered A failed F in S s", then holds them until a
@@ -235,9 +240,14 @@ def abort(kind, port, host, n):
     print("%d done" % done)
 
 
-def h2_get(port, host, path):
+def h2_get(port, host, path, upload_after=None):
     s = h2_open(port)
-    s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block("GET", host, path)))
+    if upload_after is None:
+        s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block("GET", host, path)))
+    else:
+        s.sendall(frame(HEADERS, END_HEADERS, 1, request_block("POST", host, path)))
+        time.sleep(upload_after)
+        s.sendall(frame(DATA, END_STREAM, 1, b"body"))
     out, nbytes, end = [], 0, "closed"
     while True:
         try:
@@ -254,6 +264,7 @@ def h2_get(port, host, path):
             continue
         if ftype == HEADERS and not out:
             out.append("headers")
+            out += [":status=200"] if payload[:1] == b"\x88" else []  # static entry 8
         if ftype == DATA:
             nbytes += len(payload)
         if ftype == RST_STREAM:
@@ -271,6 +282,9 @@ def slowloris(port, n, seconds, proto):
     of a request head one byte a second for up to |seconds|."""
     if proto == "h1":
         first, rest = b"GET / HTTP/1.1\r\n", b"Host: slow.local\r\nX-Pad: " + b"p" * 4096
+    elif proto in ("h1-first", "h2-first"):  # trickled from the first byte on
+        rest = b"GET / HTTP/1.1\r\n" if proto == "h1-first" else PREFACE
+        first, rest = rest[:1], rest[1:]  # (silence would be a server-speaks-first protocol)
     else:
         first = PREFACE + frame(SETTINGS, 0, 0)
         rest = frame(HEADERS, 0, 1, request_block("GET", "slow.local", "/") + b"\x00" * 4096)
@@ -385,6 +399,8 @@ def main():
         abort(cmd, int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     elif cmd == "h2-get":
         h2_get(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif cmd == "h2-post-slow":
+        h2_get(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
     elif cmd == "hold":
         hold(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     elif cmd == "slowloris":
