@@ -54,6 +54,7 @@ struct mesh_loop {
     int32_t *heap; /* slot indices, a binary min-heap on (deadline, seq) */
     int32_t heap_len;
     uint64_t timer_seq;
+    uint64_t tick_us, tick_wall_us; /* when the current iteration woke up */
 
     struct hook *hooks;
     size_t nhooks, hooks_alloc;
@@ -81,6 +82,16 @@ uint64_t mesh_loop_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t mesh_loop_tick_us(const struct mesh_loop *loop)
+{
+    return loop->tick_us;
+}
+
+uint64_t mesh_loop_tick_wall_us(const struct mesh_loop *loop)
+{
+    return loop->tick_wall_us;
+}
+
 struct mesh_loop *mesh_loop_new(void)
 {
     struct mesh_loop *loop = calloc(1, sizeof(*loop));
@@ -94,6 +105,8 @@ struct mesh_loop *mesh_loop_new(void)
     loop->free_slot = -1;
     loop->sigfd = -1;
     loop->next_hook_id = 1;
+    loop->tick_us = mesh_loop_now_us();
+    loop->tick_wall_us = mesh_wall_now_us();
     sigemptyset(&loop->sigs_handled);
     sigemptyset(&loop->sigs_blocked_by_us);
     return loop;
@@ -469,6 +482,8 @@ int mesh_loop_run(struct mesh_loop *loop)
         loop->wake = 0;
         run_hooks(loop);
         int n = epoll_wait(loop->epfd, events, MAX_EVENTS, next_timeout_ms(loop));
+        loop->tick_us = mesh_loop_now_us();
+        loop->tick_wall_us = mesh_wall_now_us();
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -525,7 +525,7 @@ static void h1p_req_finish(struct h1p_conn *hc)
     struct h1p_req *req = &hc->req;
     if (!req->active)
         return;
-    uint64_t now = mesh_loop_now_us();
+    uint64_t now = mesh_loop_tick_us(hc->px->loop);
     int64_t duration = (int64_t)(now - req->start_us);
     if (req->ep != NULL) {
         int failed = req->error != NULL || req->status >= 500 || req->status < 0;
@@ -588,7 +588,7 @@ static void h1p_req_fail(struct h1p_conn *hc, int status, const char *reason, co
         snprintf(body, sizeof(body), "mesh-proxy: %.200s\n", error);
         req->status = status;
         if (req->latency_us < 0)
-            req->latency_us = (int64_t)(mesh_loop_now_us() - req->start_us);
+            req->latency_us = (int64_t)(mesh_loop_tick_us(hc->px->loop) - req->start_us);
         h1p_put_error(hc, status, reason, body, !req->req_done || !hc->keep_alive);
         req->rsp_head_sent = 1;
     } else {
@@ -666,8 +666,8 @@ static void h1p_req_start(struct h1p_conn *hc)
     memset(req, 0, sizeof(*req));
     req->active = 1;
     req->n = n;
-    req->ts_us = mesh_wall_now_us();
-    req->start_us = mesh_loop_now_us();
+    req->ts_us = mesh_loop_tick_wall_us(hc->px->loop);
+    req->start_us = mesh_loop_tick_us(hc->px->loop);
     req->status = -1;
     req->latency_us = -1;
     req->method_id = m->method_id;
@@ -759,7 +759,7 @@ static void h1p_req_end(struct h1p_conn *hc)
     if (!req->active)
         return;
     req->req_done = 1;
-    req->done_us = mesh_loop_now_us();
+    req->done_us = mesh_loop_tick_us(hc->px->loop);
     if (req->up != NULL && req->req_chunked) {
         int rv = req->req_trailers_sent ? h1p_put(&req->up->out, "\r\n", 2)
                                         : h1p_put(&req->up->out, "0\r\n\r\n", 5);
@@ -826,7 +826,7 @@ static void h1p_rsp_head(struct h1p_conn *hc, struct h1p_up *up)
         return;
     }
     mesh_h1_parser_answer(p, req->method_id);
-    uint64_t now = mesh_loop_now_us();
+    uint64_t now = mesh_loop_tick_us(hc->px->loop);
     req->latency_us = (int64_t)(now - req->start_us);
     req->status = m->status;
     const char *dst = hc->conn->dir == MESH_DIR_OUTBOUND
@@ -948,7 +948,7 @@ static void h1p_up_read(struct h1p_conn *hc, struct h1p_up *up)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n > 0) {
-        hc->last_active_us = mesh_loop_now_us(); /* h1p_deadline: a client that left */
+        hc->last_active_us = mesh_loop_tick_us(hc->px->loop); /* h1p_deadline: a client that left */
         h1p_rsp_feed(hc, up, h1p_scratch, (size_t)n);
         return;
     }
@@ -1037,7 +1037,7 @@ static size_t h1p_down_feed(struct h1p_conn *hc, const uint8_t *buf, size_t len)
             return pos;
         case MESH_H1_BEGIN:
             hc->in_head = 1;
-            hc->head_start_us = mesh_loop_now_us();
+            hc->head_start_us = mesh_loop_tick_us(hc->px->loop);
             break;
         case MESH_H1_HEAD:
             hc->in_head = 0;
@@ -1093,7 +1093,7 @@ static void h1p_down_read(struct h1p_conn *hc)
         n = read(fd, h1p_scratch, sizeof(h1p_scratch));
         if (n > 0) {
             px_conn_count(hc->conn, (uint64_t)n, 0);
-            hc->last_active_us = mesh_loop_now_us();
+            hc->last_active_us = mesh_loop_tick_us(hc->px->loop);
             if (hc->lingering)
                 return;
             size_t used = h1p_down_feed(hc, h1p_scratch, (size_t)n);
@@ -1115,7 +1115,7 @@ static void h1p_down_read(struct h1p_conn *hc)
         hc->in.len -= room - (n > 0 ? (size_t)n : 0);
         if (n > 0) {
             px_conn_count(hc->conn, (uint64_t)n, 0);
-            hc->last_active_us = mesh_loop_now_us();
+            hc->last_active_us = mesh_loop_tick_us(hc->px->loop);
             h1p_down_pump(hc);
             return;
         }
@@ -1324,7 +1324,7 @@ void px_h1_serve(struct px_conn *conn)
     mesh_h1_parser_init(&hc->parser, MESH_H1_REQUEST, max_head, 0);
     mesh_buf_init(&hc->in, H1P_IN_SOFT + H1P_READ_SIZE);
     mesh_buf_init(&hc->out, H1P_OUT_SOFT + 2 * H1P_READ_SIZE + 2 * max_head + 4096);
-    hc->last_active_us = mesh_loop_now_us();
+    hc->last_active_us = mesh_loop_tick_us(hc->px->loop);
     hc->keep_alive = 1;
     if (conn->in.len > 0 && mesh_buf_append(&hc->in, conn->in.data, conn->in.len) != 0) {
         mesh_h1_parser_free(&hc->parser);

@@ -463,7 +463,7 @@ static void stream_ep_done(struct h2p_stream *s, int failed)
     if (!s->ep_pending)
         return;
     s->ep_pending = 0;
-    uint64_t now = mesh_loop_now_us();
+    uint64_t now = mesh_loop_tick_us(h2p.loop);
     px_endpoint_done(s->ep, now, now - s->start_us, failed);
 }
 
@@ -646,7 +646,7 @@ static int side_read(struct h2p_side *side, char *why, size_t whylen)
         }
         if (side->conn != NULL) {
             px_conn_count(side->conn, (uint64_t)n, 0);
-            side->h2c->last_io_us = mesh_loop_now_us();
+            side->h2c->last_io_us = mesh_loop_tick_us(h2p.loop);
         }
         ssize_t used = nghttp2_session_mem_recv(side->session, h2p.rbuf, (size_t)n);
         if (used < 0) {
@@ -706,7 +706,7 @@ static int side_flush(struct h2p_side *side, char *why, size_t whylen)
         }
         if (side->conn != NULL) {
             px_conn_count(side->conn, 0, (uint64_t)w);
-            side->h2c->last_io_us = mesh_loop_now_us();
+            side->h2c->last_io_us = mesh_loop_tick_us(h2p.loop);
         }
         side->off += (size_t)w;
         if (side->off == side->out.len) {
@@ -1110,7 +1110,7 @@ static void stream_answer(struct h2p_stream *s, int http_status, int grpc_status
     half_sink(s, &s->req);
     stream_rst_up(s, NGHTTP2_CANCEL);
     s->rsp_submitted = s->rsp_final = 1;
-    s->head_us = mesh_loop_now_us();
+    s->head_us = mesh_loop_tick_us(h2p.loop);
     struct h2p_half *rsp = &s->rsp;
     rsp->body.off = rsp->body.len = 0;
     rsp->local = 1;
@@ -1203,7 +1203,7 @@ static void stream_dispatch(struct h2p_stream *s)
         stream_answer(s, 502, MESH_GRPC_UNAVAILABLE, why);
         return;
     }
-    s->ep = px_endpoint_pick(s->route, mesh_loop_now_us());
+    s->ep = px_endpoint_pick(s->route, mesh_loop_tick_us(h2p.loop));
     px_endpoint_start(s->ep);
     s->ep_pending = 1;
     struct h2p_up *up = up_get(h2c, s->ep, why, sizeof(why));
@@ -1309,8 +1309,8 @@ static int down_begin_headers(nghttp2_session *session, const nghttp2_frame *fra
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM INTERNAL_ERROR */
     s->down_id = id;
     s->down_open = 1;
-    s->ts_us = mesh_wall_now_us();
-    s->start_us = mesh_loop_now_us();
+    s->ts_us = mesh_loop_tick_wall_us(h2p.loop);
+    s->start_us = mesh_loop_tick_us(h2p.loop);
     h2c->nstreams++;
     nghttp2_session_set_stream_user_data(session, id, s);
     block_begin(&s->req, &s->req.head);
@@ -1380,7 +1380,7 @@ static int down_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
     struct h2p_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (s != NULL && !s->rsp_end_sent) {
         s->rsp_end_sent = 1;
-        s->end_us = mesh_loop_now_us();
+        s->end_us = mesh_loop_tick_us(h2p.loop);
     }
     return 0;
 }
@@ -1441,7 +1441,7 @@ static void stream_respond(struct h2p_stream *s, int end)
 {
     struct h2p_conn *h2c = s->h2c;
     s->rsp_final = 1;
-    s->head_us = mesh_loop_now_us();
+    s->head_us = mesh_loop_tick_us(h2p.loop);
     s->grpc_status = field_code(&s->rsp.head, "grpc-status"); /* a trailers-only response */
     stream_ep_done(s, s->status >= 500);
     s->rsp.ended = end;
@@ -1699,7 +1699,7 @@ static int h2c_on_timer(struct mesh_loop *loop, int64_t id, void *ctx)
  * its deadline (re-armed only when it would fire later). */
 static void h2c_response_due(struct h2p_conn *h2c, struct h2p_stream *s)
 {
-    s->req_end_us = mesh_loop_now_us();
+    s->req_end_us = mesh_loop_tick_us(h2p.loop);
     unsigned ms = h2c_limits(h2c)->response_timeout_ms;
     uint64_t at = s->req_end_us + (uint64_t)ms * 1000;
     if (ms == 0 || h2c->failed || (h2c->timer > 0 && h2c->timer_at_us <= at))
@@ -1751,7 +1751,7 @@ void px_h2_serve(struct px_conn *conn)
     h2c->side.h2c = h2c;
     h2c->side.fd = conn->fd;
     h2c->side.conn = conn;
-    h2c->last_io_us = mesh_loop_now_us();
+    h2c->last_io_us = mesh_loop_tick_us(h2p.loop);
     mesh_buf_init(&h2c->side.out, H2P_OUT_CAP);
     conn->proto = h2c;
     conn->on_drain = h2p_on_drain;

@@ -6,7 +6,9 @@
  * response series. 10000 series in all: a request needing a new one past that counts
  * under authority="overflow", whose response kinds past 64 keep only the classification.
  * Label values are cut to 256 bytes and made valid UTF-8: a peer chooses the authority,
- * and Prometheus rejects a whole scrape over one bad byte.
+ * and Prometheus rejects a whole scrape over one bad byte. Rendering and escaping a
+ * key costs more than the rest of a request's accounting, so a small direct-mapped
+ * cache maps the raw label values (cut the same way) to their series first.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -39,9 +41,22 @@ struct req_series {
     size_t nrsp, rsp_alloc;
 };
 
+/* The raw values of a series' labels: direction, authority, dst namespace and
+ * deployment, each cut at LABEL_MAX and NUL-terminated (self is the caller's). */
+#define RAW_MAX (1 + 3 * (LABEL_MAX + 1))
+#define KCACHE  32u
+
+struct kcache_ent {
+    const struct mesh_labels *self;
+    struct req_series *series;
+    size_t len;
+    char raw[RAW_MAX];
+};
+
 struct px_metrics {
     struct mesh_strmap series; /* escaped label set → struct req_series */
     size_t nseries;            /* request and response series, overflow's included */
+    struct kcache_ent kcache[KCACHE]; /* series are never freed: pointers stay valid */
 };
 
 struct px_metrics *px_metrics_new(void)
@@ -209,6 +224,33 @@ static struct req_series *series_get(struct px_metrics *m, const char *key, int 
     return s;
 }
 
+static void raw_put(char *raw, size_t *len, const char *value)
+{
+    size_t n = value != NULL ? strnlen(value, LABEL_MAX) : 0;
+    memcpy(raw + *len, value != NULL ? value : "", n);
+    raw[*len + n] = value != NULL ? '\0' : '\1'; /* NULL (no label) differs from "" */
+    *len += n + 1;
+}
+
+/* The cache slot for these labels; *hit when it already holds their series. */
+static struct kcache_ent *kcache_slot(struct px_metrics *m, enum mesh_direction dir,
+                                      const char *authority, const struct mesh_labels *self,
+                                      const struct mesh_labels *dst, char *raw, size_t *len,
+                                      int *hit)
+{
+    *len = 0;
+    raw[(*len)++] = (char)('0' + (int)dir);
+    raw_put(raw, len, authority);
+    raw_put(raw, len, dst != NULL ? dst->ns : NULL);
+    raw_put(raw, len, dst != NULL ? dst->deploy : NULL);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < *len; i++)
+        h = (h ^ (unsigned char)raw[i]) * 16777619u;
+    struct kcache_ent *e = &m->kcache[h % KCACHE];
+    *hit = e->series != NULL && e->self == self && e->len == *len && memcmp(e->raw, raw, *len) == 0;
+    return e;
+}
+
 void px_metrics_request(struct px_metrics *m, const struct mesh_labels *self,
                         const struct mesh_evt *evt, const struct px_route *route)
 {
@@ -223,12 +265,23 @@ void px_metrics_request(struct px_metrics *m, const struct mesh_labels *self,
     int status = evt->status >= 0 ? evt->status : -1;
     int grpc = evt->grpc_status >= 0 ? evt->grpc_status : -1;
 
+    char raw[RAW_MAX];
+    size_t rawlen;
+    int hit;
+    struct kcache_ent *ent =
+        kcache_slot(m, evt->direction, evt->authority, self, dst, raw, &rawlen, &hit);
     struct mesh_buf key;
     mesh_buf_init(&key, 4096);
-    struct req_series *s = NULL;
+    struct req_series *s = hit ? ent->series : NULL;
     struct rsp_series *r = NULL;
-    if (make_key(&key, evt->direction, evt->authority, self, dst) == 0 &&
+    if (s == NULL && make_key(&key, evt->direction, evt->authority, self, dst) == 0 &&
         (s = series_get(m, key.data, 1)) != NULL) {
+        ent->self = self;
+        ent->series = s;
+        ent->len = rawlen;
+        memcpy(ent->raw, raw, rawlen);
+    }
+    if (s != NULL) {
         r = rsp_find(s, status, grpc, failed);
         if (r == NULL && s->nrsp < RSP_PER_SERIES && m->nseries < MAX_SERIES)
             r = rsp_add(m, s, status, grpc, failed);

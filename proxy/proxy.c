@@ -282,13 +282,28 @@ void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
 
 /* ---- tap --------------------------------------------------------------------------------- */
 
+/* Writes |v| in decimal at |out| (20 bytes at most, no NUL); returns the length. */
+static size_t fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void px_tap(struct px_conn *conn, const struct px_route *route, struct mesh_evt *evt,
             uint64_t stream)
 {
     struct px *px = conn->px;
-    char id[48];
-    snprintf(id, sizeof(id), "%llu:%llu", (unsigned long long)conn->id,
-             (unsigned long long)stream);
+    char id[48]; /* "CONN:STREAM", without snprintf's cost on every request */
+    size_t n = fmt_u64(id, conn->id);
+    id[n++] = ':';
+    id[n + fmt_u64(id + n, stream)] = '\0';
     evt->id = id;
     evt->direction = conn->dir;
     evt->src = conn->peer;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -928,6 +929,12 @@ int mesh_collector_main(int argc, char **argv)
     static char token[MESH_GRPC_TOKEN_MAX + 1];
     struct collector col;
     memset(&col, 0, sizeof(col));
+    /* Every batch allocates its events (~200 KiB per 1000) and arena and frees
+     * them after the commit: with glibc's defaults that memory went back to the
+     * kernel (mmap, heap trim) and was faulted in again for the next batch,
+     * ~6% of ingest. Keep up to 16 MiB of freed heap. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
     col.retention_us = 24ull * 3600 * 1000000;
     col.max_db_bytes = 1ull << 30;
     int opt;

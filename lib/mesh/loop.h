@@ -71,5 +71,11 @@ void mesh_loop_stop(struct mesh_loop *loop);
 uint64_t mesh_loop_now_us(void);
 /* CLOCK_REALTIME in µs since the epoch: event timestamps and query windows. */
 uint64_t mesh_wall_now_us(void);
+/* mesh_loop_now_us() and mesh_wall_now_us() as read when the current
+ * iteration of |loop| woke up (as nginx caches its time per iteration): one
+ * clock read per wakeup for code that stamps many requests per wakeup.
+ * Before the first iteration: the time of mesh_loop_new(). */
+uint64_t mesh_loop_tick_us(const struct mesh_loop *loop);
+uint64_t mesh_loop_tick_wall_us(const struct mesh_loop *loop);
 
 #endif
