@@ -337,11 +337,63 @@ static void test_long_label(void)
     px_unmake(px);
 }
 
+static void test_series_cache(void)
+{
+    /* proxy/metrics.c finds series through a small cache of raw label values:
+     * 100 authorities (every cache slot shared), the same authority under two
+     * routes with different destination labels, NULL and "" authorities, in
+     * both directions, interleaved; every series must count exactly its own. */
+    struct px *px = px_make();
+    struct px_route a = {.authority = "x", .labels = {"ns-a", "dep-a", NULL}};
+    struct px_route b = {.authority = "x", .labels = {"ns-a", "dep-b", NULL}};
+    char auth[100][16];
+    for (int i = 0; i < 100; i++)
+        snprintf(auth[i], sizeof(auth[i]), "svc-%d", i);
+    for (int round = 0; round < 7; round++) {
+        for (int i = 0; i < 100; i++) {
+            struct mesh_evt evt = evt_make(MESH_DIR_INBOUND, auth[i], 200, 1000);
+            for (int k = 0; k <= i % 3; k++) /* svc-i: (i % 3 + 1) × 7 requests */
+                px_metrics_request(px->metrics, &self, &evt, NULL);
+            evt = evt_make(MESH_DIR_OUTBOUND, "x", 200, 1000);
+            px_metrics_request(px->metrics, &self, &evt, i % 2 ? &a : &b);
+        }
+        struct mesh_evt evt = evt_make(MESH_DIR_INBOUND, NULL, 200, 1000);
+        px_metrics_request(px->metrics, &self, &evt, NULL);
+        evt = evt_make(MESH_DIR_INBOUND, "", 200, 1000);
+        px_metrics_request(px->metrics, &self, &evt, NULL);
+        px_metrics_request(px->metrics, &self, &evt, NULL);
+    }
+    char *text = render(px);
+    char line[512];
+    for (int i = 0; i < 100; i++) {
+        snprintf(line, sizeof(line),
+                 "request_total{direction=\"inbound\",authority=\"svc-%d\",namespace=\"emojivoto\","
+                 "deployment=\"vote-bot\",pod=\"vote-bot-1\"} %d",
+                 i, (i % 3 + 1) * 7);
+        CHECK_LINE(text, line);
+    }
+    for (int d = 0; d < 2; d++) {
+        snprintf(line, sizeof(line),
+                 "request_total{direction=\"outbound\",authority=\"x\",namespace=\"emojivoto\","
+                 "deployment=\"vote-bot\",pod=\"vote-bot-1\",dst_namespace=\"ns-a\","
+                 "dst_deployment=\"dep-%c\"} 350",
+                 d ? 'a' : 'b');
+        CHECK_LINE(text, line);
+    }
+    CHECK_LINE(text, "request_total{direction=\"inbound\",namespace=\"emojivoto\","
+                     "deployment=\"vote-bot\",pod=\"vote-bot-1\"} 7");
+    CHECK_LINE(text, "request_total{direction=\"inbound\",authority=\"\",namespace=\"emojivoto\","
+                     "deployment=\"vote-bot\",pod=\"vote-bot-1\"} 14");
+    free(text);
+    px_unmake(px);
+}
+
 int main(void)
 {
     RUN(test_render);
     RUN(test_no_labels);
     RUN(test_overflow);
     RUN(test_long_label);
+    RUN(test_series_cache);
     return TEST_REPORT();
 }
