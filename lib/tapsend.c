@@ -258,26 +258,25 @@ void mesh_tapsend_flush(struct mesh_tapsend *ts)
 
 int mesh_tapsend_add(struct mesh_tapsend *ts, const struct mesh_evt *evt)
 {
-    Mesh__Tap__V1__TapEvent m;
-    struct mesh_evt_pb_scratch scratch;
     if (ts->nbatches >= ts->opts.max_batches) {
         ts->counters.dropped++;
         return MESH_ETOOBIG;
     }
-    mesh__tap__v1__tap_event__init(&m);
-    mesh_evt_to_pb(evt, &m, &scratch);
-    size_t len = mesh__tap__v1__tap_event__get_packed_size(&m);
-    if (ts->open.len + len + 16 > BATCH_MAX_BYTES)
-        mesh_tapsend_flush(ts);
-    char *at;
+    /* the event as ReportRequest field 3; the open batch is capped at
+     * BATCH_MAX_BYTES, so an event that does not fit seals it first */
     size_t before = ts->open.len;
-    if (mesh_buf_append(&ts->open, "\x1a", 1) != 0 || put_varint(&ts->open, len) != 0 ||
-        mesh_buf_append_space(&ts->open, len, &at) != 0) {
+    int rv = mesh_evt_pb_append(evt, &ts->open, 3);
+    if (rv == MESH_ETOOBIG && ts->open_events > 0) {
+        ts->open.len = before;
+        mesh_tapsend_flush(ts);
+        before = ts->open.len;
+        rv = mesh_evt_pb_append(evt, &ts->open, 3);
+    }
+    if (rv != 0) {
         ts->open.len = before; /* one event larger than a batch: dropped */
         ts->counters.dropped++;
         return MESH_ETOOBIG;
     }
-    mesh__tap__v1__tap_event__pack(&m, (uint8_t *)at);
     ts->counters.added++;
     if (ts->flush_timer == 0) {
         int64_t id = mesh_loop_add_timer(ts->loop, ts->opts.flush_ms, on_flush_timer, ts);

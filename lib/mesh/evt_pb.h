@@ -1,6 +1,7 @@
 /* mesh/evt_pb.h — the tap event on the wire (proto/mesh/tap/v1/tap.proto).
  *
- * mesh_evt_pack() serialises an event with protobuf-c; mesh_evt_unpack()
+ * mesh_evt_pack() serialises an event with protobuf-c (mesh_evt_pb_append()
+ * by hand, for the per-request path); mesh_evt_unpack()
  * parses one and fills a struct mesh_evt whose strings point into the
  * unpacked message, so the message (struct mesh_evt_pb) must outlive the
  * event and is freed with mesh_evt_pb_free(). Absent fields stay absent in
@@ -20,6 +21,13 @@ struct mesh_buf;
 
 /* Appends the serialised |evt| to |out|. Returns 0, MESH_ETOOBIG or MESH_ENOMEM. */
 int mesh_evt_pack(const struct mesh_evt *evt, struct mesh_buf *out);
+/* The same bytes as mesh_evt_pack(), written by hand in one pass without
+ * protobuf-c's descriptor walks (twice per event: size, then pack), which
+ * were most of the proxy's tap cost per request; with |field| > 0 they come
+ * as that length-delimited field of an enclosing message (ReportRequest's
+ * events = 3). tests/unit/test_lib.c holds it byte for byte to protobuf-c's
+ * output. Returns 0, MESH_ETOOBIG or MESH_ENOMEM. */
+int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigned field);
 
 struct mesh_evt_pb {
     struct Mesh__Tap__V1__TapEvent *msg;
