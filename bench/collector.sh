@@ -463,20 +463,7 @@ fi
 cat "$TABLE"
 
 if [ "$RECORD" -eq 1 ]; then
-    # re-read just before appending: others append sections too
-    HAVE_HEADER=0
-    grep -q '^# bench/collector.sh results' "$RESULTS" 2>/dev/null && HAVE_HEADER=1
     {
-        if [ "$HAVE_HEADER" -eq 0 ]; then
-            echo
-            echo "# bench/collector.sh results"
-            echo
-            echo "\`bench/collector.sh\` measures \`mesh collector\` end to end (issue 3): sustained"
-            echo "ingest over gRPC into SQLite on disk, then Query.Stat latency on a store"
-            echo "filled with 10M events back-dated over the last hour. Targets: ≥ 300k"
-            echo "events/s on one core, Stat ≤ 50 ms at 10M events, collector RSS ≤ 64 MB."
-        fi
-        echo
         echo "## $(date -u '+%Y-%m-%d %H:%M UTC')"
         echo
         echo "\`bench/collector.sh --seconds $SECONDS_RUN --events $EVENTS --generators $GENERATORS --runs $RUNS\`:" \
@@ -490,6 +477,6 @@ if [ "$RECORD" -eq 1 ]; then
         echo "A shared, noisy 2-core machine, one run: the generator competes with the query client (and the machine's other tenants) for core 1."
         echo
         cat "$TABLE"
-    } >>"$RESULTS"
-    log "appended to $RESULTS"
+    } | "$ROOT/bench/record.sh" "bench/collector.sh results" \
+        "\`bench/collector.sh\` measures \`mesh collector\` end to end (issue 3): sustained ingest over gRPC into SQLite on disk, then Query.Stat latency on a store filled with 10M events back-dated over the last hour. Targets: ≥ 300k events/s on one core, Stat ≤ 50 ms at 10M events, collector RSS ≤ 64 MB."
 fi

@@ -354,8 +354,6 @@ report() {
 }
 report | tee "$WORK/report.md"
 if [ $RECORD = 1 ]; then
-    grep -q '^# bench/proxy.sh results' "$RESULTS" 2>/dev/null ||
-        printf '\n# bench/proxy.sh results\n\n`bench/proxy.sh` compares mesh-proxy with haproxy and nginx (issue 4).\n\n' >>"$RESULTS"
-    cat "$WORK/report.md" >>"$RESULTS"
-    log "appended to $RESULTS"
+    "$ROOT/bench/record.sh" "bench/proxy.sh results" \
+        '`bench/proxy.sh` compares mesh-proxy with haproxy and nginx (issue 4).' <"$WORK/report.md"
 fi

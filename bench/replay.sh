@@ -414,10 +414,7 @@ fi
 cat "$TABLE"
 
 if [ "$RECORD" -eq 1 ]; then
-    if [ ! -s "$RESULTS" ]; then
-        cat >"$RESULTS" <<EOF
-# bench/replay.sh results
-
+    INTRO=$(cat <<EOF
 \`bench/replay.sh\` records ~400 MB of loopback traffic (h2load
 \`${H2LOAD_ARGS[*]}\` against nghttpd --no-tls, then ${WRK_SECONDS} s of wrk against
 nginx) and reads it with \`mesh replay -q -o json\`, with \`tshark -T fields\`
@@ -432,9 +429,8 @@ Numbers are medians over several runs on a shared, noisy 2-core machine: read
 the ratios (peers measured in the same run, interleaved) rather than the
 absolute times.
 EOF
-    fi
+)
     {
-        echo
         echo "## $(date -u '+%Y-%m-%d %H:%M UTC')"
         echo
         echo "mesh build type: $(awk -F= '/^CMAKE_BUILD_TYPE:/ { print ($2 == "" ? "default (RelWithDebInfo)" : $2) }' "$ROOT/build/CMakeCache.txt" 2>/dev/null);" \
@@ -442,8 +438,7 @@ EOF
             "runs: $RUNS (tshark $TSHARK_RUNS)."
         echo
         cat "$TABLE"
-    } >>"$RESULTS"
-    log "appended to $RESULTS"
+    } | "$ROOT/bench/record.sh" "bench/replay.sh results" "$INTRO"
 fi
 
 [ "$MESH_OK" -eq 1 ] || die "mesh replay failed; its numbers are missing"

@@ -96,7 +96,9 @@ echo "$req_line" >&2
 cat "$WORK/samples.txt" >&2
 echo "$result"
 if [ $RECORD = 1 ]; then
-    { echo; echo "### bench/soak.sh --requests $REQUESTS --seconds $SECONDS_ --proto $PROTO ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"; echo
-      echo "| date | run | requests | events | proxy | collector | verdict |"; echo "|---|---|---|---|---|---|---|"; echo "$result"; } >> "$ROOT/bench/RESULTS.md"
+    { echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): bench/soak.sh --requests $REQUESTS --seconds $SECONDS_ --proto $PROTO ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"; echo
+      echo "| date | run | requests | events | proxy | collector | verdict |"; echo "|---|---|---|---|---|---|---|"; echo "$result"; } |
+        "$ROOT/bench/record.sh" "bench/soak.sh results" \
+            '`bench/soak.sh` (issue 9): a rate-limited load through mesh-proxy with a collector, RSS and fds sampled; flat and no error is the pass.' 
 fi
 [ $verdict = PASS ]

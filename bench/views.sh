@@ -125,12 +125,11 @@ table() {
 }
 table
 if [ "$RECORD" -eq 1 ]; then
-    grep -q '^# bench/views.sh results' "$RESULTS" || printf '\n# bench/views.sh results\n' >> "$RESULTS"
     {
-        printf '\n## %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf '## %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
         printf 'bench/views.sh --seconds %s, %s, %s cores; mesh from %s.\n\n' "$SECONDS_RUN" \
             "$(uname -m)" "$(nproc)" "$BUILD"
         table
-    } >> "$RESULTS"
-    log "appended to $RESULTS"
+    } | "$ROOT/bench/record.sh" "bench/views.sh results" \
+        '`bench/views.sh` measures the views (issue 5).' 
 fi
