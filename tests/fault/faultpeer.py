@@ -21,6 +21,12 @@ Clients (print one line of results):
   faultpeer.py h2-post-slow PORT HOST PATH SECONDS
       one h2c POST whose body (END_STREAM) follows its HEADERS after SECONDS;
       prints as h2-get, with ":status=200" after "headers" when it is 200
+  faultpeer.py h1-pause-get|h2-pause-get PORT HOST PATH SECONDS
+      a download whose client stops reading for SECONDS after the first
+      64 KiB, then reads it all: "stalled at N", then "bytes=N sha256=HEX"
+  faultpeer.py h1-push-post|h2-push-post PORT HOST PATH SECONDS
+      an upload pushed as fast as allowed for SECONDS: "sent=N" (h1),
+      "granted=N sent=N" (h2: stream window granted past the initial)
   faultpeer.py slowloris PORT N SECONDS PROTO
       N connections trickling a request head (h1) or the client preface and
       a HEADERS frame (h2) one byte a second; prints how many the proxy
@@ -276,6 +282,139 @@ def h2_get(port, host, path, upload_after=None):
     print(" ".join(out + ["data=%d" % nbytes, end]))
 
 
+def pause_get(proto, port, host, path, pause):
+    """Backpressure, download: a GET whose client reads a little, then nothing
+    for |pause| seconds (h2: grants no window beyond the initial 64 KiB),
+    then everything. Prints "stalled at N" (flushed) when it stops reading,
+    then "bytes=N sha256=HEX" of the whole body."""
+    import hashlib
+    digest, got = hashlib.sha256(), 0
+    if proto == "h1":
+        s = connect(port)
+        s.settimeout(30)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), host.encode()))
+        f = s.makefile("rb")
+        length = None
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                length = int(v)
+        first = f.read(65536)
+        digest.update(first)
+        got = len(first)
+        print("stalled at %d" % got, flush=True)
+        time.sleep(pause)
+        while got < length:
+            chunk = f.read(min(1 << 20, length - got))
+            if not chunk:
+                break
+            digest.update(chunk)
+            got += len(chunk)
+    else:
+        s = h2_open(port)
+        s.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_block("GET", host, path)))
+        s.settimeout(0.5)
+        paused = False
+        while True:
+            try:
+                fr = read_frame(s)
+            except socket.timeout:
+                if paused:
+                    break
+                print("stalled at %d" % got, flush=True)  # the initial windows are used up
+                time.sleep(pause)
+                grant = struct.pack(">I", (1 << 31) - 1 - 65535)
+                s.sendall(frame(WINDOW_UPDATE, 0, 0, grant) + frame(WINDOW_UPDATE, 0, 1, grant))
+                s.settimeout(30)
+                paused = True
+                continue
+            if fr is None:
+                break
+            ftype, flags, stream, payload = fr
+            if ftype == SETTINGS and not flags & ACK:
+                s.sendall(frame(SETTINGS, ACK, 0))
+            if stream != 1:
+                continue
+            if ftype == DATA:
+                digest.update(payload)
+                got += len(payload)
+            if ftype == RST_STREAM or (flags & END_STREAM and ftype in (DATA, HEADERS)):
+                break
+    print("bytes=%d sha256=%s" % (got, digest.hexdigest()), flush=True)
+
+
+def push_post(proto, port, host, path, seconds):
+    """Backpressure, upload: a POST pushing as fast as it may for |seconds|
+    to an upstream that takes nothing. Prints "sent=N" (bytes the socket
+    took, h1) or "granted=N sent=N" (stream window the proxy gave beyond
+    the initial one, DATA bytes sent, h2)."""
+    chunk = b"u" * 16384
+    end = time.monotonic() + seconds
+    sent = 0
+    if proto == "h1":
+        s = connect(port)
+        s.sendall(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
+                  % (path.encode(), host.encode(), 1 << 40))
+        s.setblocking(False)
+        while time.monotonic() < end:
+            _, w, _ = select.select([], [s], [], max(0, end - time.monotonic()))
+            if w:
+                try:
+                    sent += s.send(chunk)
+                except BlockingIOError:
+                    pass
+        print("sent=%d" % sent, flush=True)
+        rst_close(s)
+        return
+    s = h2_open(port)
+    s.sendall(frame(HEADERS, END_HEADERS, 1, request_block("POST", host, path)))
+    conn_win, stream_win, init, granted, buf = 65535, 65535, 65535, 0, b""
+    s.setblocking(False)
+    while time.monotonic() < end:
+        n = min(len(chunk), conn_win, stream_win)
+        r, w, _ = select.select([s], [s] if n > 0 else [], [], max(0, min(0.1, end - time.monotonic())))
+        if r:
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                data = b""
+            buf += data
+            while len(buf) >= 9:
+                length = struct.unpack(">I", b"\0" + buf[:3])[0]
+                if len(buf) < 9 + length:
+                    break
+                ftype, flags, stream = buf[3], buf[4], struct.unpack(">I", buf[5:9])[0] & 0x7FFFFFFF
+                payload, buf = buf[9:9 + length], buf[9 + length:]
+                if ftype == SETTINGS and not flags & ACK:
+                    for i in range(0, len(payload), 6):
+                        ident, value = struct.unpack(">HI", payload[i:i + 6])
+                        if ident == 4:  # SETTINGS_INITIAL_WINDOW_SIZE
+                            stream_win += value - init
+                            init = value
+                    s.setblocking(True)
+                    s.sendall(frame(SETTINGS, ACK, 0))
+                    s.setblocking(False)
+                elif ftype == WINDOW_UPDATE:
+                    inc = struct.unpack(">I", payload)[0] & 0x7FFFFFFF
+                    if stream == 0:
+                        conn_win += inc
+                    elif stream == 1:
+                        stream_win += inc
+                        granted += inc
+        if w and n > 0:
+            s.setblocking(True)
+            s.sendall(frame(DATA, 0, 1, chunk[:n]))
+            s.setblocking(False)
+            sent += n
+            conn_win -= n
+            stream_win -= n
+    print("granted=%d sent=%d" % (granted, sent), flush=True)
+    rst_close(s)
+
+
 def slowloris(port, n, seconds, proto):
     """|n| connections that say enough for the proxy to know the protocol
     (h1: the request line; h2: the client preface), then trickle the rest
@@ -401,6 +540,10 @@ def main():
         h2_get(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif cmd == "h2-post-slow":
         h2_get(int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    elif cmd in ("h1-pause-get", "h2-pause-get"):
+        pause_get(cmd[:2], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    elif cmd in ("h1-push-post", "h2-push-post"):
+        push_post(cmd[:2], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))
     elif cmd == "hold":
         hold(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     elif cmd == "slowloris":
