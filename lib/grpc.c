@@ -363,6 +363,9 @@ void gconn_destroy(struct gconn *conn, const char *why)
     if (conn->timer > 0)
         mesh_loop_del_timer(conn->loop, conn->timer);
     conn->timer = 0;
+    if (conn->idle_timer > 0)
+        mesh_loop_del_timer(conn->loop, conn->idle_timer);
+    conn->idle_timer = 0;
     if (conn->fd >= 0) {
         mesh_loop_del_fd(conn->loop, conn->fd);
         close(conn->fd);

@@ -67,6 +67,9 @@ struct gconn {
     size_t magic_seen; /* server: bytes of the client preface checked */
     int writable_pending, resume_pending, reap_pending;
     int64_t timer;             /* drain or connect timeout */
+    int64_t idle_timer;        /* server: no call for too long (grpc_server.c) */
+    uint64_t idle_since_us;    /* server: accepted, or its last call ended */
+    int ever_called;           /* server: a request's headers began */
     struct gconn *prev, *next; /* the server's list */
     char peer[64];
 };

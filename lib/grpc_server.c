@@ -334,6 +334,40 @@ int mesh_grpc_bearer_authorize(struct mesh_grpc_call *call, const char **message
 static void server_call_freed(struct mesh_grpc_call *call)
 {
     call->server->ncalls--;
+    if (call->conn != NULL && call->conn->calls == NULL)
+        call->conn->idle_since_us = mesh_loop_now_us();
+}
+
+/* idle_ms / first_call_ms (struct mesh_grpc_server_opts): re-armed for the
+ * time left, and every idle_ms while calls are open. */
+static int idle_timeout(struct mesh_loop *loop, int64_t id, void *ctx)
+{
+    struct gconn *conn = ctx;
+    struct mesh_grpc_server *server = conn->owner;
+    if (conn->failed) {
+        conn->idle_timer = 0;
+        return MESH_TIMER_DONE;
+    }
+    if (conn->calls != NULL)
+        return (int)server->opts.idle_ms;
+    uint64_t limit = conn->ever_called ? server->opts.idle_ms : server->opts.first_call_ms;
+    uint64_t due = conn->idle_since_us + limit * 1000, now = mesh_loop_now_us();
+    if (now < due)
+        return (int)((due - now) / 1000 + 1);
+    conn->idle_timer = 0;
+    if (!conn->ever_called) {
+        gconn_destroy(conn, "no call begun within the first-call timeout");
+        return MESH_TIMER_DONE;
+    }
+    /* GOAWAY first: a client that sends its next call now learns the
+     * connection is going and retries on a new one; the session then ends
+     * once the frame is out, which closes the connection */
+    snprintf(conn->why, sizeof(conn->why), "idle: no call open for the idle timeout");
+    if (nghttp2_session_terminate_session(conn->session, NGHTTP2_NO_ERROR) != 0)
+        gconn_destroy(conn, conn->why);
+    else
+        gconn_flush(conn);
+    return MESH_TIMER_DONE;
 }
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -358,6 +392,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     mesh_buf_init(&call->out, SIZE_MAX / 2);
     snprintf(call->peer, sizeof(call->peer), "%s", conn->peer);
     call->on_free = server_call_freed;
+    conn->ever_called = 1;
     gcall_link(conn, call);
     server->ncalls++;
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
@@ -499,6 +534,12 @@ static int new_conn(struct mesh_grpc_server *server, int fd, const struct mesh_a
         nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) !=
             0)
         goto fail;
+    conn->idle_since_us = mesh_loop_now_us();
+    if ((conn->idle_timer = mesh_loop_add_timer(server->loop, server->opts.first_call_ms,
+                                                idle_timeout, conn)) < 0) {
+        conn->idle_timer = 0;
+        goto fail;
+    }
     if (mesh_loop_add_fd(server->loop, fd, MESH_READ, gconn_on_fd, conn) != 0)
         goto fail;
     conn->fd_mask = MESH_READ;
@@ -513,6 +554,8 @@ static int new_conn(struct mesh_grpc_server *server, int fd, const struct mesh_a
 fail:
     if (conn->timer > 0)
         mesh_loop_del_timer(server->loop, conn->timer);
+    if (conn->idle_timer > 0)
+        mesh_loop_del_timer(server->loop, conn->idle_timer);
     nghttp2_session_del(conn->session);
     SSL_free(conn->ssl);
     mesh_buf_free(&conn->wbuf);
@@ -588,6 +631,12 @@ static void fill_defaults(struct mesh_grpc_server_opts *opts)
         opts->stream_window = 1u << 20;
     if (opts->stream_window > NGHTTP2_MAX_WINDOW_SIZE)
         opts->stream_window = NGHTTP2_MAX_WINDOW_SIZE;
+    if (opts->idle_ms == 0)
+        opts->idle_ms = 5 * 60 * 1000;
+    if (opts->first_call_ms == 0)
+        opts->first_call_ms = 10 * 1000;
+    if (opts->first_call_ms > opts->idle_ms)
+        opts->first_call_ms = opts->idle_ms;
 }
 
 struct mesh_grpc_server *mesh_grpc_server_new(struct mesh_loop *loop, const char *listen_addr,

@@ -856,7 +856,7 @@ static const struct mesh_grpc_handler watch_handler = {
 
 static const char usage[] =
     "Usage: mesh collector [--listen ADDR] [--db PATH] [--retention DURATION] [--max-db-size SIZE]\n"
-    "                      [--token-file FILE] [--tls-cert FILE --tls-key FILE]\n"
+    "                      [--token-file FILE] [--tls-cert FILE --tls-key FILE] [--idle-timeout D]\n"
     "\n"
     "Receives tap events over gRPC (Collector.Report), stores them in SQLite and\n"
     "answers Query.Stat, Query.Top and Query.Watch.\n"
@@ -874,6 +874,8 @@ static const char usage[] =
     "  --tls-cert FILE, --tls-key FILE\n"
     "                         TLS (ALPN h2) instead of h2c: PEM certificate chain and key;\n"
     "                         clients then need --tls-ca [MESH_TLS_CA]\n"
+    "  --idle-timeout D       close connections with no call open for D (default 5m); one\n"
+    "                         that has begun no call is closed after 10s (or D if less)\n"
     "\n"
     "Examples:\n"
     "  mesh collector\n"
@@ -920,12 +922,14 @@ int mesh_collector_main(int argc, char **argv)
         {"retention", required_argument, NULL, 'r'},  {"max-db-size", required_argument, NULL, 's'},
         {"token-file", required_argument, NULL, 't'}, {"no-auth", no_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'},
         {"tls-cert", required_argument, NULL, 'C'},   {"tls-key", required_argument, NULL, 'K'},
+        {"idle-timeout", required_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = "127.0.0.1:8088", *db = "mesh.db";
     const char *token_file = getenv("MESH_TOKEN_FILE");
     int no_auth = 0;
     const char *tls_cert = NULL, *tls_key = NULL;
+    uint64_t idle_us = 0;
     static char token[MESH_GRPC_TOKEN_MAX + 1];
     struct collector col;
     memset(&col, 0, sizeof(col));
@@ -960,6 +964,14 @@ int mesh_collector_main(int argc, char **argv)
         case 'N': no_auth = 1; break;
         case 'C': tls_cert = optarg; break;
         case 'K': tls_key = optarg; break;
+        case 'I':
+            if (mesh_parse_duration_us(optarg, &idle_us) != 0 || idle_us < 1000 ||
+                idle_us > 86400ull * 1000000) {
+                fprintf(stderr, "mesh collector: --idle-timeout %s: not a duration between 1ms and 24h (like 5m)\n",
+                        optarg);
+                return MESH_EXIT_USAGE;
+            }
+            break;
         case 'h': fputs(usage, stdout); return MESH_EXIT_OK;
         default:
             fprintf(stderr, "mesh collector: %s: unknown option or missing value (see `mesh collector --help`)\n",
@@ -994,7 +1006,8 @@ int mesh_collector_main(int argc, char **argv)
         fprintf(stderr, "mesh collector: --tls-cert and --tls-key go together\n");
         return MESH_EXIT_USAGE;
     }
-    struct mesh_grpc_server_opts gopts = {.tls_cert = tls_cert, .tls_key = tls_key};
+    struct mesh_grpc_server_opts gopts = {.tls_cert = tls_cert, .tls_key = tls_key,
+                                          .idle_ms = (unsigned)(idle_us / 1000)};
     if (have_token) {
         gopts.authorize = mesh_grpc_bearer_authorize;
         gopts.authorize_ctx = token;

@@ -141,6 +141,11 @@ struct mesh_grpc_server_opts {
                                       * messages → UNIMPLEMENTED (no codecs) */
     size_t send_queue;               /* 1 MiB per call */
     uint32_t stream_window;          /* 1 MiB per stream */
+    /* A connection with no call open for idle_ms is closed (5 min); one that
+     * has not begun its first call first_call_ms after it was accepted is
+     * closed sooner (10 s, or idle_ms if smaller): idle sockets, and clients
+     * trickling a preface, cannot hold max_connections. */
+    unsigned idle_ms, first_call_ms;
     /* Called after a request's headers, before the handler: returns
      * MESH_GRPC_OK to go on, or a status (UNAUTHENTICATED, …) to end the call
      * with, trailers-only. |message| may be set to a static string. */
