@@ -63,27 +63,46 @@ enum mesh_proto mesh_proto_parse(const char *name)
         &(e)->dst_labels.pod, &(e)->method, &(e)->scheme, &(e)->authority,        \
         &(e)->path, &(e)->error, &(e)->id
 
+static char *copy_str(char **p, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *to = memcpy(*p, s, len);
+    *p += len;
+    return to;
+}
+
 int mesh_evt_copy(struct mesh_evt_copy *dst, const struct mesh_evt *src)
 {
     const char **from[] = {EVT_STRINGS((struct mesh_evt *)src)};
-    size_t n = sizeof(from) / sizeof(from[0]), total = 0;
+    size_t n = sizeof(from) / sizeof(from[0]), nh = src->headers != NULL ? src->nheaders : 0;
+    /* one allocation: the header array first (malloc's alignment), then
+     * every string */
+    size_t total = nh * sizeof(struct mesh_header);
     for (size_t i = 0; i < n; i++)
         if (*from[i] != NULL)
             total += strlen(*from[i]) + 1;
+    for (size_t i = 0; i < nh; i++) {
+        total += strlen(src->headers[i].name) + 1;
+        if (src->headers[i].value != NULL)
+            total += strlen(src->headers[i].value) + 1;
+    }
     dst->evt = *src;
     dst->strings = malloc(total ? total : 1);
     if (dst->strings == NULL)
         return MESH_ENOMEM;
     const char **to[] = {EVT_STRINGS(&dst->evt)};
-    char *p = dst->strings;
-    for (size_t i = 0; i < n; i++) {
-        if (*from[i] == NULL)
-            continue;
-        size_t len = strlen(*from[i]) + 1;
-        memcpy(p, *from[i], len);
-        *to[i] = p;
-        p += len;
+    struct mesh_header *headers = (struct mesh_header *)(void *)dst->strings;
+    char *p = dst->strings + nh * sizeof(struct mesh_header);
+    for (size_t i = 0; i < n; i++)
+        if (*from[i] != NULL)
+            *to[i] = copy_str(&p, *from[i]);
+    for (size_t i = 0; i < nh; i++) {
+        headers[i].name = copy_str(&p, src->headers[i].name);
+        headers[i].value = src->headers[i].value != NULL ? copy_str(&p, src->headers[i].value) : NULL;
+        headers[i].redacted = src->headers[i].redacted;
     }
+    dst->evt.headers = nh ? headers : NULL;
+    dst->evt.nheaders = nh;
     return 0;
 }
 
@@ -193,6 +212,10 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
     /* every name and number fits in 512 bytes; strings at their worst case */
     size_t bound = 512 + str_bound(id) + str_bound(src) + str_bound(dst) + str_bound(method) +
                    str_bound(scheme) + str_bound(authority) + str_bound(path) + str_bound(error);
+    size_t nh = evt->headers != NULL ? evt->nheaders : 0;
+    for (size_t i = 0; i < nh; i++) /* {"name":…,"value":…}, or "redacted":true */
+        bound += 48 + str_bound(json_str(evt->headers[i].name)) +
+                 str_bound(json_str(evt->headers[i].value));
     for (int i = 0; i < 2; i++) {
         labeled[i] = side[i]->ns != NULL || side[i]->deploy != NULL || side[i]->pod != NULL;
         if (!labeled[i])
@@ -233,6 +256,28 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
     p = INT(p, "duration_us", evt->duration_us);
     p = INT(p, "req_bytes", (int64_t)evt->req_bytes);
     p = INT(p, "rsp_bytes", (int64_t)evt->rsp_bytes);
+    if (nh > 0) {
+        p = KEY(p, "headers");
+        *p++ = '[';
+        for (size_t i = 0; i < nh; i++) {
+            const struct mesh_header *h = &evt->headers[i];
+            char *open = p;
+            p = STR(p, "name", json_str(h->name));
+            if (h->redacted) {
+                p = KEY(p, "redacted");
+                memcpy(p, "true", 4);
+                p += 4;
+            } else
+                p = STR(p, "value", json_str(h->value));
+            if (p == open)
+                *p++ = '{';
+            else
+                *open = '{';
+            *p++ = '}';
+            *p++ = ',';
+        }
+        p[-1] = ']';
+    }
     p = put_name(KEY(p, "classification"), mesh_evt_failed(evt) ? "failure" : "success");
     *begin = '{'; /* over the first member's comma */
     *p++ = '}';

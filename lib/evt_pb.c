@@ -81,6 +81,20 @@ void mesh_evt_to_pb(const struct mesh_evt *evt, Mesh__Tap__V1__TapEvent *m,
     m->req_bytes = evt->req_bytes;
     m->rsp_bytes = evt->rsp_bytes;
     m->id = (char *)evt->id;
+    size_t nh = evt->headers != NULL ? evt->nheaders : 0;
+    if (nh > MESH_EVT_HEADERS_MAX)
+        nh = MESH_EVT_HEADERS_MAX;
+    for (size_t i = 0; i < nh; i++) {
+        Mesh__Tap__V1__Header *h = &scratch->headers[i];
+        mesh__tap__v1__header__init(h);
+        h->name = (char *)evt->headers[i].name;
+        h->value = evt->headers[i].redacted ? NULL : (char *)evt->headers[i].value;
+        h->has_redacted = evt->headers[i].redacted != 0;
+        h->redacted = h->has_redacted;
+        scratch->header_ptrs[i] = h;
+    }
+    m->n_headers = nh;
+    m->headers = nh ? (Mesh__Tap__V1__Header **)scratch->header_ptrs : NULL;
 }
 
 int mesh_evt_pack(const struct mesh_evt *evt, struct mesh_buf *out)
@@ -174,6 +188,19 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
     if (evt->duration_us >= 0)
         size += 2 + varint_len((uint64_t)evt->duration_us);
     size += 4 + varint_len(evt->req_bytes) + varint_len(evt->rsp_bytes);
+    /* headers = 21: each a Header message (name 1, value 2, redacted 3) */
+    size_t nh = evt->headers != NULL ? evt->nheaders : 0, hlen[MESH_EVT_HEADERS_MAX][3];
+    if (nh > MESH_EVT_HEADERS_MAX)
+        nh = MESH_EVT_HEADERS_MAX;
+    for (size_t i = 0; i < nh; i++) {
+        const struct mesh_header *h = &evt->headers[i];
+        hlen[i][0] = h->name != NULL ? strlen(h->name) : 0;
+        hlen[i][1] = !h->redacted && h->value != NULL ? strlen(h->value) : 0;
+        hlen[i][2] = (h->name != NULL ? 1 + varint_len(hlen[i][0]) + hlen[i][0] : 0) +
+                     (!h->redacted && h->value != NULL ? 1 + varint_len(hlen[i][1]) + hlen[i][1] : 0) +
+                     (h->redacted ? 2 : 0);
+        size += 2 + varint_len(hlen[i][2]) + hlen[i][2];
+    }
 
     size_t head = field != 0 ? varint_len((uint64_t)field << 3 | 2) + varint_len(size) : 0;
     char *at;
@@ -222,6 +249,18 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
     p = put_varint((memcpy(p, "\x98\x01", 2), p + 2), evt->rsp_bytes);
     if (str[F_ID] != NULL)
         p = put_bytes(p, str_tag[F_ID], 2, str[F_ID], slen[F_ID]);
+    for (size_t i = 0; i < nh; i++) {
+        const struct mesh_header *h = &evt->headers[i];
+        p = put_varint((memcpy(p, "\xaa\x01", 2), p + 2), hlen[i][2]);
+        if (h->name != NULL)
+            p = put_bytes(p, (const uint8_t *)"\x0a", 1, h->name, hlen[i][0]);
+        if (!h->redacted && h->value != NULL)
+            p = put_bytes(p, (const uint8_t *)"\x12", 1, h->value, hlen[i][1]);
+        if (h->redacted) {
+            *p++ = 0x18;
+            *p++ = 0x01;
+        }
+    }
     (void)p; /* == at + head + size: test_lib compares with protobuf-c's bytes */
     return 0;
 }
@@ -233,11 +272,12 @@ int mesh_evt_unpack(const uint8_t *data, size_t len, struct mesh_evt_pb *pb, str
     mesh_evt_init(evt);
     if (m == NULL)
         return MESH_EPROTO;
-    mesh_evt_from_pb(m, evt);
+    mesh_evt_from_pb(m, evt, pb->headers);
     return 0;
 }
 
-void mesh_evt_from_pb(const Mesh__Tap__V1__TapEvent *m, struct mesh_evt *evt)
+void mesh_evt_from_pb(const Mesh__Tap__V1__TapEvent *m, struct mesh_evt *evt,
+                      struct mesh_header *headers)
 {
     mesh_evt_init(evt);
     evt->ts_us = m->ts;
@@ -264,6 +304,18 @@ void mesh_evt_from_pb(const Mesh__Tap__V1__TapEvent *m, struct mesh_evt *evt)
     evt->req_bytes = m->req_bytes;
     evt->rsp_bytes = m->rsp_bytes;
     evt->id = m->id;
+    size_t nh = 0;
+    for (size_t i = 0; headers != NULL && i < m->n_headers && nh < MESH_EVT_HEADERS_MAX; i++) {
+        const Mesh__Tap__V1__Header *h = m->headers[i];
+        if (h->name == NULL)
+            continue;
+        headers[nh].name = h->name;
+        headers[nh].redacted = h->has_redacted && h->redacted;
+        headers[nh].value = headers[nh].redacted ? NULL : h->value;
+        nh++;
+    }
+    evt->headers = nh ? headers : NULL;
+    evt->nheaders = nh;
 }
 
 void mesh_evt_pb_free(struct mesh_evt_pb *pb)

@@ -558,6 +558,14 @@ static void h1p_req_finish(struct h1p_conn *hc)
     char dst[sizeof(req->dst_hdr)];
     if (req->dst_hdr[0] != 0)
         px_src_parse(req->dst_hdr, strlen(req->dst_hdr), dst, sizeof(dst), &evt.dst_labels);
+    struct px_hdrcap cap;
+    if (px_hdrcap_on(hc->px)) {
+        cap.n = cap.used = 0;
+        const char *name, *value;
+        for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
+            px_hdrcap_offer(hc->px, &cap, name, strlen(name), value, strlen(value));
+        px_hdrcap_apply(&cap, &evt);
+    }
     px_tap(hc->conn, req->route, &evt, req->n);
 
     struct h1p_up *up = req->up;

@@ -501,6 +501,13 @@ static void stream_tap(struct h2p_stream *s)
         px_src_parse(s->src_hdr, s->src_hdr_len, src, sizeof(src), &evt.src_labels);
     if (s->h2c->conn->dir == MESH_DIR_OUTBOUND && field_get(&s->rsp.head, PX_DST_HEADER, &f))
         px_src_parse(f.value, f.valuelen, dst, sizeof(dst), &evt.dst_labels);
+    struct px_hdrcap cap;
+    if (px_hdrcap_on(s->h2c->conn->px)) {
+        cap.n = cap.used = 0;
+        for (size_t at = 0; field_next(&s->req.head, &at, &f);)
+            px_hdrcap_offer(s->h2c->conn->px, &cap, f.name, f.namelen, f.value, f.valuelen);
+        px_hdrcap_apply(&cap, &evt);
+    }
     px_tap(s->h2c->conn, s->route, &evt, (uint64_t)s->down_id);
 }
 

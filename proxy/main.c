@@ -55,6 +55,15 @@ static const char USAGE[] =
     "      --pod NAME             [MESH_POD]\n"
     "      --tap-queue N          unacknowledged batches of 1000 events kept before\n"
     "                             events are dropped and counted [64]\n"
+    "      --tap-header NAME[,NAME…]\n"
+    "                             request headers to put in tap events (repeatable;\n"
+    "                             \"*\" is all of them); none by default; at most 16 per\n"
+    "                             event, values cut at 256 bytes [MESH_PROXY_TAP_HEADERS]\n"
+    "      --redact-header NAME[,NAME…]\n"
+    "                             headers sent by name only, never their value: added to\n"
+    "                             authorization, cookie, set-cookie, proxy-authorization;\n"
+    "                             \"*\" sends every captured header by name only\n"
+    "                             [MESH_PROXY_REDACT_HEADERS]\n"
     "Limits:\n"
     "      --max-conns N          accepted connections at once [10000]\n"
     "      --max-header-bytes N   request head / header list; more gets 431 [65536]\n"
@@ -78,6 +87,7 @@ enum {
     OPT_COLLECTOR, OPT_NAMESPACE, OPT_DEPLOYMENT, OPT_POD, OPT_TAP_QUEUE, OPT_MAX_CONNS,
     OPT_MAX_HEADER, OPT_MAX_STREAMS, OPT_HEADER_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_DETECT_TIMEOUT,
     OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_DRAIN_TIMEOUT, OPT_TRANSPARENT, OPT_TOKEN_FILE, OPT_TLS_CA,
+    OPT_TAP_HEADER, OPT_REDACT_HEADER,
 };
 
 static const struct option LONG_OPTS[] = {
@@ -92,6 +102,8 @@ static const struct option LONG_OPTS[] = {
     {"deployment", required_argument, NULL, OPT_DEPLOYMENT},
     {"pod", required_argument, NULL, OPT_POD},
     {"tap-queue", required_argument, NULL, OPT_TAP_QUEUE},
+    {"tap-header", required_argument, NULL, OPT_TAP_HEADER},
+    {"redact-header", required_argument, NULL, OPT_REDACT_HEADER},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER},
     {"max-streams", required_argument, NULL, OPT_MAX_STREAMS},
@@ -119,6 +131,7 @@ static const struct {
     {OPT_NAMESPACE, "MESH_NAMESPACE"},     {OPT_DEPLOYMENT, "MESH_DEPLOYMENT"},
     {OPT_POD, "MESH_POD"},                 {OPT_TRANSPARENT, "MESH_PROXY_TRANSPARENT"},
     {OPT_TOKEN_FILE, "MESH_TOKEN_FILE"},   {OPT_TLS_CA, "MESH_TLS_CA"},
+    {OPT_TAP_HEADER, "MESH_PROXY_TAP_HEADERS"}, {OPT_REDACT_HEADER, "MESH_PROXY_REDACT_HEADERS"},
 };
 
 struct opts {
@@ -225,6 +238,20 @@ static int apply(struct opts *o, int opt, const char *arg)
             return -1;
         cfg->tap_queue_batches = (size_t)n;
         return 0;
+    case OPT_TAP_HEADER:
+    case OPT_REDACT_HEADER: {
+        const char *why = NULL;
+        if (*arg == '\0')
+            return 0; /* an empty variable */
+        if (px_hdr_names_add(opt == OPT_TAP_HEADER ? &cfg->tap_headers : &cfg->redact_headers,
+                             arg, &why) != 0) {
+            char what[128];
+            snprintf(what, sizeof(what), "%s %.100s",
+                     opt == OPT_TAP_HEADER ? "--tap-header" : "--redact-header", arg);
+            return usage_error(what, why), -1;
+        }
+        return 0;
+    }
     case OPT_MAX_CONNS:
         if (parse_count("--max-conns", arg, 1u << 24, &n) != 0)
             return -1;

@@ -295,6 +295,45 @@ static int pb_label(struct arena *a, struct pbr *r, struct mesh_labels *l)
     return 0;
 }
 
+/* One Header (name = 1, value = 2, redacted = 3) of a TapEvent into |e|'s
+ * headers: live only (Watch), never stored. Past MESH_EVT_HEADERS_MAX, and
+ * without a name, a header is checked and skipped, as mesh_evt_from_pb(). */
+static int pb_header(struct arena *a, struct pbr *r, struct mesh_evt *e)
+{
+    struct pbr name = {NULL, NULL}, value = {NULL, NULL};
+    uint32_t field;
+    unsigned wire;
+    uint64_t redacted = 0;
+    int more;
+    while ((more = pb_tag(r, &field, &wire)) > 0) {
+        if (field == 1 || field == 2) {
+            if (wire != 2 || pb_bytes(r, field == 1 ? &name : &value) != 0)
+                return -1;
+        } else if (field == 3) {
+            if (wire != 0 || pb_varint(r, &redacted) != 0)
+                return -1;
+        } else if (pb_skip(r, wire) != 0) {
+            return -1;
+        }
+    }
+    if (more < 0)
+        return -1;
+    if (name.p == NULL || e->nheaders == MESH_EVT_HEADERS_MAX)
+        return 0;
+    struct mesh_header *h = (struct mesh_header *)e->headers;
+    if (h == NULL && (h = arena_alloc(a, MESH_EVT_HEADERS_MAX * sizeof(*h))) == NULL)
+        return -1;
+    e->headers = h;
+    h += e->nheaders;
+    h->redacted = redacted != 0;
+    h->value = NULL;
+    if ((h->name = pb_str(a, &name)) == NULL ||
+        (!h->redacted && value.p != NULL && (h->value = pb_str(a, &value)) == NULL))
+        return -1;
+    e->nheaders++;
+    return 0;
+}
+
 /* A TapEvent into |e|, as lib/evt_pb.c's mesh_evt_from_pb() reads one. */
 static int pb_event(struct arena *a, struct pbr *r, struct mesh_evt *e)
 {
@@ -319,6 +358,10 @@ static int pb_event(struct arena *a, struct pbr *r, struct mesh_evt *e)
         case 6:
             if (wire != 2 || pb_bytes(r, &sub) != 0 ||
                 pb_label(a, &sub, field == 5 ? &e->src_labels : &e->dst_labels) != 0)
+                return -1;
+            continue;
+        case 21:
+            if (wire != 2 || pb_bytes(r, &sub) != 0 || pb_header(a, &sub, e) != 0)
                 return -1;
             continue;
         case 7: {

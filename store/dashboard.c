@@ -583,7 +583,8 @@ static void tap_message(struct mesh_grpc_call *call, const uint8_t *msg, size_t 
         struct mesh_evt evt;
         struct mesh_buf line;
         mesh_buf_init(&line, 1u << 20);
-        mesh_evt_from_pb(we->event, &evt);
+        struct mesh_header headers[MESH_EVT_HEADERS_MAX];
+        mesh_evt_from_pb(we->event, &evt, headers);
         mesh_buf_printf(&line, "event: tap\ndata: {\"failed\":%s,\"missed\":%llu,\"event\":",
                         mesh_evt_failed(&evt) ? "true" : "false", (unsigned long long)s->missed);
         if (mesh_evt_to_json(&evt, &line) == 0 && mesh_buf_appends(&line, "}\n\n") == 0) {

@@ -644,7 +644,8 @@ static void watch_message(struct mesh_grpc_call *call, const uint8_t *msg, size_
     w->tap->missed += we->missed;
     if (we->event != NULL) {
         struct mesh_evt evt;
-        mesh_evt_from_pb(we->event, &evt);
+        struct mesh_header headers[MESH_EVT_HEADERS_MAX];
+        mesh_evt_from_pb(we->event, &evt, headers);
         if (w->tap->ui != NULL) {
             mesh_ui_count_events(w->tap->ui, 1);
             mesh_ui_touch(w->tap->ui); /* counters move even when no line is added */

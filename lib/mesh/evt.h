@@ -23,6 +23,18 @@ struct mesh_labels {
     const char *pod;
 };
 
+/* A captured request header (mesh-proxy --tap-header): lower-case name, and
+ * its value unless the header is on the redaction list (then value is NULL
+ * and redacted is 1). */
+struct mesh_header {
+    const char *name, *value;
+    int redacted;
+};
+/* At most this many per event: producers stop there, decoders ignore more. */
+#define MESH_EVT_HEADERS_MAX 16
+/* A captured value longer than this is cut to it. */
+#define MESH_EVT_HEADER_VALUE_MAX 256
+
 struct mesh_evt {
     uint64_t ts_us;                  /* request start, µs since the epoch */
     enum mesh_direction direction;
@@ -38,6 +50,8 @@ struct mesh_evt {
     int64_t duration_us;             /* request start -> response end, -1 if none */
     uint64_t req_bytes, rsp_bytes;   /* body bytes */
     const char *id;                  /* "CONN:STREAM" */
+    const struct mesh_header *headers; /* captured request headers, NULL if none */
+    size_t nheaders;                 /* ≤ MESH_EVT_HEADERS_MAX */
 };
 
 /* Sets every field to "absent". */

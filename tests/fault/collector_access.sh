@@ -7,9 +7,12 @@
 #  - mesh-proxy, mesh replay --collector and mesh stat send the token from
 #    --token-file or $MESH_TOKEN_FILE; without it their calls are refused
 #    (the proxy's requests still succeed: tap problems never touch traffic);
-#  - redaction at the source: authorization, cookie and proxy-authorization
-#    values sent through the proxy appear nowhere in the store's bytes
-#    (the tap event has no header fields at all), nor does the token;
+#  - redaction at the source: a proxy capturing every request header
+#    (--tap-header '*', --redact-header x-api-key) sends authorization,
+#    cookie, proxy-authorization and x-api-key by name only: `mesh tap -o json`
+#    (Watch) shows them redacted next to another header's value, and their
+#    values appear nowhere in its output nor in the store's bytes, nor does
+#    the token;
 #  - the store and its -wal and -shm are 0600 even under umask 022.
 # Usage: collector_access.sh BUILD_DIR SOURCE_DIR SHARED_DIR   (exit 77: skipped)
 set -u
@@ -105,18 +108,46 @@ start_peer OK h1-ok || exit 1
 start_proxy noauth --outbound 127.0.0.1:0 --admin off --drain-timeout 1s --route "*=127.0.0.1:$OK" --collector 127.0.0.1:$port || exit 1
 pno=$pout
 MESH_TOKEN_FILE=$WORK/token start_proxy auth --outbound 127.0.0.1:0 --admin off --route "*=127.0.0.1:$OK" \
-    --collector 127.0.0.1:$port --namespace sec --deployment client || exit 1
-SECRETS=(tok-AAAA-$RANDOM-authorization sess-BBBB-$RANDOM-cookie basic-CCCC-$RANDOM-proxyauth)
+    --collector 127.0.0.1:$port --namespace sec --deployment client --tap-header '*' --redact-header X-Api-Key || exit 1
+SECRETS=(tok-AAAA-$RANDOM-authorization sess-BBBB-$RANDOM-cookie basic-CCCC-$RANDOM-proxyauth key-DDDD-$RANDOM-apikey)
+VISIBLE=trace-$RANDOM-visible
+MESH_TOKEN_FILE=$WORK/token timeout 20 "$MESH" tap deploy/client -n sec --collector 127.0.0.1:$port -o json \
+    > "$WORK/tap.json" 2> "$WORK/tap.err" &
+tpid=$!
+sleep 1 # the Watch is open
 for p in $pno $pout; do
     for i in 1 2 3; do
         curl -s -o /dev/null -H "Authorization: Bearer ${SECRETS[0]}" -H "Cookie: session=${SECRETS[1]}" \
-            -H "Proxy-Authorization: Basic ${SECRETS[2]}" "http://127.0.0.1:$p/redact/$i" || bad "request through the proxy failed"
+            -H "Proxy-Authorization: Basic ${SECRETS[2]}" -H "X-Api-Key: ${SECRETS[3]}" -H "X-Trace: $VISIBLE" \
+            "http://127.0.0.1:$p/redact/$i" || bad "request through the proxy failed"
         curl -s -o /dev/null --http2-prior-knowledge -H "authorization: Bearer ${SECRETS[0]}" -H "cookie: s=${SECRETS[1]}" \
+            -H "x-api-key: ${SECRETS[3]}" -H "x-trace: $VISIBLE" \
             "http://127.0.0.1:$p/redact-h2/$i" # h2 to an HTTP/1-only peer: a 502 event, still with the headers
     done
 done
-for _ in $(seq 50); do [ "$(count "where path like '/redact%'")" -ge 6 ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ "$(count "where path like '/redact%'")" -ge 6 ] && [ "$(grep -c redact "$WORK/tap.json")" -ge 6 ] && break; sleep 0.1; done
+kill $tpid 2> /dev/null; wait $tpid 2> /dev/null
 stop_proxies
+# every event of the capturing proxy: x-trace's value, the four others by name only
+/usr/bin/python3 - "$WORK/tap.json" "$VISIBLE" > "$WORK/tap.check" 2>&1 << 'PY'
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1]) if "/redact" in line]
+assert len(events) == 6, f"{len(events)} events on the Watch, not 6"
+for e in events:
+    hs = {h["name"]: h for h in e.get("headers", [])}
+    assert hs.get("x-trace", {}).get("value") == sys.argv[2], f"x-trace: {hs.get('x-trace')}"
+    want = ["authorization", "cookie", "x-api-key"] + (["proxy-authorization"] if e["proto"] == "http/1.1" else [])
+    for name in want:
+        assert hs.get(name) == {"name": name, "redacted": True}, f"{name}: {hs.get(name)}"
+print(f"{len(events)} events, headers e.g. {sorted(hs)}")
+PY
+[ $? = 0 ] && ok "--tap-header '*': $(cat "$WORK/tap.check"); x-trace's value shown, authorization, cookie, proxy-authorization and --redact-header x-api-key by name only" ||
+    bad "mesh tap -o json: $(tail -3 "$WORK/tap.check") $(head -c 300 "$WORK/tap.err")"
+leaks=0
+for s in "${SECRETS[@]}"; do
+    if grep -qaF "$s" "$WORK/tap.json"; then bad "$s in mesh tap's output"; leaks=$((leaks + 1)); fi
+done
+[ $leaks = 0 ] && ok "no redacted value in mesh tap's output ($(wc -c < "$WORK/tap.json") bytes)"
 n_auth=$(count "where path like '/redact%' and src_deploy = 'client'") n_all=$(count "where path like '/redact%'")
 [ "$n_auth" = 6 ] && [ "$n_all" = 6 ] && ok "proxy with MESH_TOKEN_FILE: its 6 events stored; the proxy without: none" ||
     bad "events stored: $n_all, from the proxy with the token: $n_auth"
@@ -133,7 +164,7 @@ for s in "${SECRETS[@]}" "$TOKEN"; do
         if grep -qaF "$s" "$f"; then bad "$s found in $(basename "$f")"; leaks=$((leaks + 1)); fi
     done
 done
-[ $leaks = 0 ] && ok "no authorization, cookie or proxy-authorization value, nor the token, in the store's bytes ($(cat "$WORK"/mesh.db* | wc -c) bytes)"
+[ $leaks = 0 ] && ok "no authorization, cookie, proxy-authorization or x-api-key value, nor the token, in the store's bytes ($(cat "$WORK"/mesh.db* | wc -c) bytes)"
 grep -qaF "/redact/1" "$WORK/mesh.db" && ok "(while the paths are there: the grep can see)" || bad "the paths are not in the file either: the grep proves nothing"
 sanitizer_check "$WORK/collector.log"
 finish

@@ -144,7 +144,8 @@ static void check_repacked(const Mesh__Tap__V1__ReportRequest *req)
              put_varint(&msg, req->seq);
     for (size_t i = 0; rv == 0 && i < req->n_events; i++) {
         struct mesh_evt evt;
-        mesh_evt_from_pb(req->events[i], &evt);
+        struct mesh_header headers[MESH_EVT_HEADERS_MAX];
+        mesh_evt_from_pb(req->events[i], &evt, headers);
         mesh_buf_reset(&evbuf);
         rv = mesh_evt_pack(&evt, &evbuf);
         rv = rv != 0 ? rv : put_varint(&msg, 3 << 3 | 2) | put_varint(&msg, evbuf.len) |
@@ -169,7 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Mesh__Tap__V1__ReportRequest *req = mesh__tap__v1__report_request__unpack(NULL, size, data);
     for (size_t i = 0; req != NULL && i < req->n_events; i++) {
         struct mesh_evt evt;
-        mesh_evt_from_pb(req->events[i], &evt);
+        struct mesh_header headers[MESH_EVT_HEADERS_MAX];
+        mesh_evt_from_pb(req->events[i], &evt, headers);
     }
 
     size_t stored = 0;

@@ -1,6 +1,7 @@
 /* Unit tests for lib/: capped buffer, JSON strings, the event's JSON and
  * protobuf forms, the histogram's error bound, label maps, resources,
  * filters and human units. */
+#define _GNU_SOURCE /* memmem */
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -130,7 +131,40 @@ static void test_evt_pb_roundtrip(void)
     CHECK_EQ_INT(back.latency_us, 1500);
     CHECK_EQ_INT(back.proto, MESH_PROTO_GRPC);
     CHECK_EQ_STR(back.id, "3:7");
+    CHECK_EQ_INT(back.nheaders, 0);
     mesh_evt_pb_free(&pb);
+
+    /* captured headers: a redacted one travels without its value */
+    struct mesh_header hs[2] = {{"user-agent", "curl/7.88.1", 0}, {"authorization", "Bearer s3cret", 1}};
+    e.headers = hs;
+    e.nheaders = 2;
+    mesh_buf_reset(&b);
+    CHECK_EQ_INT(mesh_evt_pack(&e, &b), 0);
+    CHECK(memmem(b.data, b.len, "s3cret", 6) == NULL);
+    CHECK_EQ_INT(mesh_evt_unpack((const uint8_t *)b.data, b.len, &pb, &back), 0);
+    CHECK_EQ_INT(back.nheaders, 2);
+    if (back.nheaders == 2) {
+        CHECK_EQ_STR(back.headers[0].name, "user-agent");
+        CHECK_EQ_STR(back.headers[0].value, "curl/7.88.1");
+        CHECK_EQ_INT(back.headers[0].redacted, 0);
+        CHECK_EQ_STR(back.headers[1].name, "authorization");
+        CHECK(back.headers[1].value == NULL);
+        CHECK_EQ_INT(back.headers[1].redacted, 1);
+    }
+    struct mesh_buf j;
+    mesh_buf_init(&j, 1u << 16);
+    CHECK_EQ_INT(mesh_evt_to_json(&back, &j), 0);
+    CHECK(strstr(j.data, "\"headers\":[{\"name\":\"user-agent\",\"value\":\"curl/7.88.1\"},"
+                         "{\"name\":\"authorization\",\"redacted\":true}]") != NULL);
+    struct mesh_evt_copy copy;
+    CHECK_EQ_INT(mesh_evt_copy(&copy, &back), 0);
+    mesh_evt_pb_free(&pb); /* the copy owns its strings */
+    CHECK_EQ_INT(copy.evt.nheaders, 2);
+    CHECK_EQ_STR(copy.evt.headers[0].value, "curl/7.88.1");
+    CHECK_EQ_STR(copy.evt.headers[1].name, "authorization");
+    CHECK(copy.evt.headers[1].value == NULL);
+    mesh_evt_copy_free(&copy);
+    mesh_buf_free(&j);
     CHECK_EQ_INT(mesh_evt_unpack((const uint8_t *)"\xff\xff\xff", 3, &pb, &back), MESH_EPROTO);
     mesh_evt_pb_free(&pb);
     mesh_buf_free(&b);
@@ -180,6 +214,14 @@ static void test_evt_pb_hand_encoder(void)
         e.duration_us = nums[PICK(10)];
         e.req_bytes = (uint64_t)nums[1 + PICK(9)];
         e.rsp_bytes = (uint64_t)nums[1 + PICK(9)];
+        struct mesh_header hs[MESH_EVT_HEADERS_MAX];
+        e.nheaders = PICK(8) == 0 ? MESH_EVT_HEADERS_MAX : PICK(3);
+        for (size_t k = 0; k < e.nheaders; k++) {
+            hs[k].name = pool[PICK(10)];
+            hs[k].value = pool[PICK(10)];
+            hs[k].redacted = PICK(3) == 0;
+        }
+        e.headers = e.nheaders ? hs : NULL;
         mesh_buf_reset(&a);
         mesh_buf_reset(&h);
         CHECK_EQ_INT(mesh_evt_pack(&e, &a), 0);
