@@ -41,6 +41,31 @@ static void print_labels(FILE *out, const char *side, const struct mesh_labels *
         fprintf(out, " %s_pod=%s", side, l->pod);
 }
 
+/* A captured header on the req line: name=value, quoted (with \" and \\)
+ * when the value has spaces or quotes, control bytes as \xNN so that a
+ * header cannot write to the terminal; a redacted one as name=<redacted>. */
+static void print_header(FILE *out, const struct mesh_header *h)
+{
+    fprintf(out, " %s=", h->name);
+    if (h->redacted || h->value == NULL) {
+        fputs(h->redacted ? "<redacted>" : "", out);
+        return;
+    }
+    int quote = h->value[0] == '\0' || strpbrk(h->value, " \t\"\\") != NULL;
+    if (quote)
+        fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)h->value; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else if (quote && (*p == '"' || *p == '\\'))
+            fprintf(out, "\\%c", *p);
+        else
+            fputc(*p, out);
+    }
+    if (quote)
+        fputc('"', out);
+}
+
 void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
 {
     char lat[24], dur[24];
@@ -53,6 +78,8 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
         print_labels(out, "src", &e->src_labels);
         print_labels(out, "dst", &e->dst_labels);
     }
+    for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
+        print_header(out, &e->headers[i]);
     fputc('\n', out);
     if (e->status >= 0)
         fprintf(out, "rsp id=%s proxy=%s src=%s dst=%s :status=%d latency=%s\n", id, dir, src,
