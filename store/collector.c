@@ -20,6 +20,14 @@
 #include "store.h"
 
 #define MAX_PENDING_EVENTS 200000u   /* received, not yet committed: then stop reading */
+/* Group commit: a transaction is committed once this many events wait, or
+ * when the oldest has waited COMMIT_LINGER_MS. Each commit rewrites the
+ * last, partly filled pages of the raw table, its index and the rollups
+ * into the WAL; a proxy sends a batch per 1000 events, so committing each
+ * one on arrival wrote those pages again every 1000 events. Acks (and live
+ * taps) wait at most the linger. */
+#define COMMIT_EVENTS 8192u
+#define COMMIT_LINGER_MS 10
 #define WATCH_MAX 256u               /* subscribers */
 #define RETAIN_BUDGET 5000u          /* rows deleted per retention step */
 
@@ -104,6 +112,8 @@ struct collector {
     struct mesh_grpc_server *server;
     struct pending *head, **tail;
     size_t pending_events;
+    uint64_t oldest_us;             /* when the first pending batch arrived */
+    int64_t commit_timer;           /* group commit: armed while batches linger */
     int paused;                     /* report calls stopped reading */
     struct report_call *calls[1024];/* open Report calls, to pause and resume */
     size_t ncalls;
@@ -626,6 +636,8 @@ static void report_on_message(struct mesh_grpc_call *call, const uint8_t *msg, s
         return;
     }
     p->rc = rc;
+    if (col->head == NULL)
+        col->oldest_us = mesh_loop_now_us();
     *col->tail = p;
     col->tail = &p->next;
     rc->pending++;
@@ -716,6 +728,36 @@ static void commit_pending(struct mesh_loop *loop, void *ctx)
     col->pending_events = 0;
     set_paused(col, 0);
     (void)loop;
+}
+
+static int commit_due(struct mesh_loop *loop, int64_t id, void *ctx)
+{
+    struct collector *col = ctx;
+    (void)id;
+    col->commit_timer = 0;
+    commit_pending(loop, col);
+    return MESH_TIMER_DONE;
+}
+
+/* Before the loop sleeps: commit what waits if there is enough of it, or it
+ * has waited long enough; otherwise come back when it has. */
+static void commit_group(struct mesh_loop *loop, void *ctx)
+{
+    struct collector *col = ctx;
+    if (col->head == NULL || col->store_failing)
+        return;
+    uint64_t waited_ms = (mesh_loop_now_us() - col->oldest_us) / 1000;
+    if (col->pending_events >= COMMIT_EVENTS || waited_ms >= COMMIT_LINGER_MS) {
+        commit_pending(loop, col);
+        return;
+    }
+    if (col->commit_timer == 0) {
+        int64_t t = mesh_loop_add_timer(loop, (unsigned)(COMMIT_LINGER_MS - waited_ms), commit_due, col);
+        if (t > 0)
+            col->commit_timer = t;
+        else
+            commit_pending(loop, col); /* no timer: do not let batches wait unbounded */
+    }
 }
 
 static int retry_store(struct mesh_loop *loop, int64_t id, void *ctx)
@@ -1086,7 +1128,7 @@ int mesh_collector_main(int argc, char **argv)
         status = MESH_EXIT_USAGE;
         goto out;
     }
-    mesh_loop_on_before_sleep(col.loop, commit_pending, &col);
+    mesh_loop_on_before_sleep(col.loop, commit_group, &col);
     mesh_loop_add_timer(col.loop, 1000, retain_step, &col);
     mesh_loop_add_timer(col.loop, 1000, retry_store, &col);
     mesh_loop_on_signal(col.loop, SIGINT, on_signal, &col);
