@@ -142,7 +142,9 @@ function tapRow(m) {
                   e.grpc_status !== undefined ? "grpc " + e.grpc_status : null,
                   e.error ? e.error : null, e.reset !== undefined ? "reset " + e.reset : null].filter(Boolean).join(" ");
   const t = new Date(e.ts / 1000);
-  const tr = el("tr", { class: m.failed ? "failing" : null });
+  // request headers the proxy captured (mesh-proxy --tap-header), on hover
+  const headers = (e.headers || []).map(h => h.name + ": " + (h.redacted ? "(redacted)" : h.value || "")).join("\n");
+  const tr = el("tr", { class: m.failed ? "failing" : null, title: headers || null });
   [m.failed ? "!" : "", t.toLocaleTimeString() + "." + String(t.getMilliseconds()).padStart(3, "0"),
    e.proxy_direction === "outbound" ? "out" : e.proxy_direction === "inbound" ? "in" : e.proxy_direction || "",
    who(e.src_labels, e.src), who(e.dst_labels, e.dst), e.method || "", e.authority || "", e.path || "",
