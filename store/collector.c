@@ -213,7 +213,10 @@ static int pb_varint(struct pbr *r, uint64_t *out)
 static int pb_bytes(struct pbr *r, struct pbr *sub)
 {
     uint64_t n;
-    if (pb_varint(r, &n) != 0 || n > (uint64_t)(r->end - r->p))
+    const uint8_t *start = r->p;
+    /* a length prefix takes at most 5 bytes, as protobuf-c reads them: a
+     * longer, overlong one ("80 80 … 00") is malformed there, so here too */
+    if (pb_varint(r, &n) != 0 || r->p - start > 5 || n > (uint64_t)(r->end - r->p))
         return -1;
     sub->p = r->p;
     sub->end = r->p + n;
