@@ -171,7 +171,7 @@ build_tools() {
     # shellcheck disable=SC2046 # pkg-config output is meant to split into flags
     cc -O2 -Wall -I "$ROOT/lib" -I "$ROOT/store" -I "$BUILD/gen" -o "$WORK/tapgen" \
         "$ROOT/bench/tapgen.c" "${libs[@]}" \
-        $(pkg-config --libs sqlite3 libprotobuf-c libnghttp2) -lm
+        $(pkg-config --libs sqlite3 libprotobuf-c libnghttp2 openssl) -lm
     mkdir -p "$WORK/py"
     protoc --python_out="$WORK/py" -I "$ROOT/proto" "$ROOT/proto/mesh/tap/v1/tap.proto"
 }

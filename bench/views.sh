@@ -66,7 +66,7 @@ done
 # shellcheck disable=SC2046 # pkg-config output is meant to split into flags
 cc -O2 -Wall -I "$ROOT/lib" -I "$ROOT/store" -I "$BUILD/gen" -o "$WORK/tapgen" \
     "$ROOT/bench/tapgen.c" "$BUILD/libmesh_store.a" "$BUILD/libmesh_lib.a" "$BUILD/libmesh_proto.a" \
-    $(pkg-config --libs sqlite3 libprotobuf-c libnghttp2) -lm
+    $(pkg-config --libs sqlite3 libprotobuf-c libnghttp2 openssl) -lm
 
 "$MESH" collector --listen 127.0.0.1:0 --db "$WORK/c.db" 2> "$WORK/collector.log" &
 COLLECTOR_PID=$!
