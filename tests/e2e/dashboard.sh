@@ -120,6 +120,8 @@ grep -o '<tr class="failing"><td class="mark">!</td><td[^>]*>web</td><td[^>]*>vo
     bad "voting's page: no failing VoteDoughnut row: $(sed 's/<[^>]*>/ /g' "$WORK/voting.html" | tr -s ' \n' ' ' | head -c 600)"
 n=$(grep -o '<tr[^>]*><td class="mark">[!]*</td><td[^>]*>[0-9:.APM ]*</td><td[^>]*>\(in\|out\)</td>' "$WORK/voting.html" | wc -l)
 [ "$n" -ge 1 ] && ok "voting's page: $n live tap rows" || bad "voting's page: no tap rows"
+grep -q '<tr[^>]*title="user-agent: mesh-grpc/0.1"[^>]*><td class="mark">' "$WORK/voting.html" &&
+    ok "voting's tap rows show the captured user-agent on hover" || bad "no tap row with a user-agent title"
 
 rm -f "$ART/dashboard.png" "$ART/dashboard-overview.png"
 chrome --screenshot="$ART/dashboard.png" "${URL}?snapshot#/deploy/emojivoto/voting" > /dev/null

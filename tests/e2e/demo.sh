@@ -102,6 +102,9 @@ kill $tpid 2> /dev/null; wait $tpid 2> /dev/null; tpid=
 line=$(doughnut)
 [ -n "$line" ] && ok "tap deploy/web --to deploy/voting: VoteDoughnut with grpc_status 2" ||
     bad "tap: no failed VoteDoughnut in $(wc -l < "$WORK/tap.json") lines: $(head -c 300 "$WORK/tap.json") $(cat "$WORK/tap.err")"
+# the sidecars capture user-agent (--tap-header): web's gRPC client's, on the event
+grep -q '"headers":\[{"name":"user-agent","value":"mesh-grpc/0.1"}\]' <<< "$line" &&
+    ok "the event carries the captured user-agent header (mesh-grpc/0.1)" || bad "no user-agent header: $line"
 
 out=$("$MESH" top deploy/voting 2>&1)
 grep -q 'VoteDoughnut .* 0\.00%$' <<< "$out" && ok "top deploy/voting: $(grep VoteDoughnut <<< "$out" | tr -s ' ')" ||
