@@ -100,6 +100,7 @@ int mesh_evt_copy(struct mesh_evt_copy *dst, const struct mesh_evt *src)
         headers[i].name = copy_str(&p, src->headers[i].name);
         headers[i].value = src->headers[i].value != NULL ? copy_str(&p, src->headers[i].value) : NULL;
         headers[i].redacted = src->headers[i].redacted;
+        headers[i].response = src->headers[i].response;
     }
     dst->evt.headers = nh ? headers : NULL;
     dst->evt.nheaders = nh;
@@ -213,6 +214,7 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
     size_t bound = 512 + str_bound(id) + str_bound(src) + str_bound(dst) + str_bound(method) +
                    str_bound(scheme) + str_bound(authority) + str_bound(path) + str_bound(error);
     size_t nh = evt->headers != NULL ? evt->nheaders : 0;
+    bound += 48; /* ,"headers":[ ,"response_headers":[ */
     for (size_t i = 0; i < nh; i++) /* {"name":…,"value":…}, or "redacted":true */
         bound += 48 + str_bound(json_str(evt->headers[i].name)) +
                  str_bound(json_str(evt->headers[i].value));
@@ -256,11 +258,19 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
     p = INT(p, "duration_us", evt->duration_us);
     p = INT(p, "req_bytes", (int64_t)evt->req_bytes);
     p = INT(p, "rsp_bytes", (int64_t)evt->rsp_bytes);
-    if (nh > 0) {
-        p = KEY(p, "headers");
+    for (unsigned response = 0; response < 2; response++) {
+        char *list = p;
+        if (response)
+            p = KEY(p, "response_headers");
+        else
+            p = KEY(p, "headers");
         *p++ = '[';
+        size_t n = 0;
         for (size_t i = 0; i < nh; i++) {
             const struct mesh_header *h = &evt->headers[i];
+            if (h->response != response)
+                continue;
+            n++;
             char *open = p;
             p = STR(p, "name", json_str(h->name));
             if (h->redacted) {
@@ -276,7 +286,10 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
             *p++ = '}';
             *p++ = ',';
         }
-        p[-1] = ']';
+        if (n == 0)
+            p = list; /* none of this kind: no member */
+        else
+            p[-1] = ']';
     }
     p = put_name(KEY(p, "classification"), mesh_evt_failed(evt) ? "failure" : "success");
     *begin = '{'; /* over the first member's comma */

@@ -81,9 +81,10 @@ void mesh_evt_to_pb(const struct mesh_evt *evt, Mesh__Tap__V1__TapEvent *m,
     m->req_bytes = evt->req_bytes;
     m->rsp_bytes = evt->rsp_bytes;
     m->id = (char *)evt->id;
-    size_t nh = evt->headers != NULL ? evt->nheaders : 0;
+    size_t nh = evt->headers != NULL ? evt->nheaders : 0, n[2] = {0, 0};
     if (nh > MESH_EVT_HEADERS_MAX)
         nh = MESH_EVT_HEADERS_MAX;
+    void **ptrs[2] = {scratch->header_ptrs, scratch->rsp_header_ptrs};
     for (size_t i = 0; i < nh; i++) {
         Mesh__Tap__V1__Header *h = &scratch->headers[i];
         mesh__tap__v1__header__init(h);
@@ -91,10 +92,13 @@ void mesh_evt_to_pb(const struct mesh_evt *evt, Mesh__Tap__V1__TapEvent *m,
         h->value = evt->headers[i].redacted ? NULL : (char *)evt->headers[i].value;
         h->has_redacted = evt->headers[i].redacted != 0;
         h->redacted = h->has_redacted;
-        scratch->header_ptrs[i] = h;
+        unsigned k = evt->headers[i].response;
+        ptrs[k][n[k]++] = h;
     }
-    m->n_headers = nh;
-    m->headers = nh ? (Mesh__Tap__V1__Header **)scratch->header_ptrs : NULL;
+    m->n_headers = n[0];
+    m->headers = n[0] ? (Mesh__Tap__V1__Header **)scratch->header_ptrs : NULL;
+    m->n_response_headers = n[1];
+    m->response_headers = n[1] ? (Mesh__Tap__V1__Header **)scratch->rsp_header_ptrs : NULL;
 }
 
 int mesh_evt_pack(const struct mesh_evt *evt, struct mesh_buf *out)
@@ -188,7 +192,8 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
     if (evt->duration_us >= 0)
         size += 2 + varint_len((uint64_t)evt->duration_us);
     size += 4 + varint_len(evt->req_bytes) + varint_len(evt->rsp_bytes);
-    /* headers = 21: each a Header message (name 1, value 2, redacted 3) */
+    /* headers = 21, response_headers = 22: each a Header message (name 1,
+     * value 2, redacted 3) */
     size_t nh = evt->headers != NULL ? evt->nheaders : 0, hlen[MESH_EVT_HEADERS_MAX][3];
     if (nh > MESH_EVT_HEADERS_MAX)
         nh = MESH_EVT_HEADERS_MAX;
@@ -249,16 +254,20 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
     p = put_varint((memcpy(p, "\x98\x01", 2), p + 2), evt->rsp_bytes);
     if (str[F_ID] != NULL)
         p = put_bytes(p, str_tag[F_ID], 2, str[F_ID], slen[F_ID]);
-    for (size_t i = 0; i < nh; i++) {
-        const struct mesh_header *h = &evt->headers[i];
-        p = put_varint((memcpy(p, "\xaa\x01", 2), p + 2), hlen[i][2]);
-        if (h->name != NULL)
-            p = put_bytes(p, (const uint8_t *)"\x0a", 1, h->name, hlen[i][0]);
-        if (!h->redacted && h->value != NULL)
-            p = put_bytes(p, (const uint8_t *)"\x12", 1, h->value, hlen[i][1]);
-        if (h->redacted) {
-            *p++ = 0x18;
-            *p++ = 0x01;
+    for (unsigned k = 0; k < 2; k++) { /* field order: all of 21, then all of 22 */
+        for (size_t i = 0; i < nh; i++) {
+            const struct mesh_header *h = &evt->headers[i];
+            if (h->response != k)
+                continue;
+            p = put_varint((memcpy(p, k ? "\xb2\x01" : "\xaa\x01", 2), p + 2), hlen[i][2]);
+            if (h->name != NULL)
+                p = put_bytes(p, (const uint8_t *)"\x0a", 1, h->name, hlen[i][0]);
+            if (!h->redacted && h->value != NULL)
+                p = put_bytes(p, (const uint8_t *)"\x12", 1, h->value, hlen[i][1]);
+            if (h->redacted) {
+                *p++ = 0x18;
+                *p++ = 0x01;
+            }
         }
     }
     (void)p; /* == at + head + size: test_lib compares with protobuf-c's bytes */
@@ -305,14 +314,19 @@ void mesh_evt_from_pb(const Mesh__Tap__V1__TapEvent *m, struct mesh_evt *evt,
     evt->rsp_bytes = m->rsp_bytes;
     evt->id = m->id;
     size_t nh = 0;
-    for (size_t i = 0; headers != NULL && i < m->n_headers && nh < MESH_EVT_HEADERS_MAX; i++) {
-        const Mesh__Tap__V1__Header *h = m->headers[i];
-        if (h->name == NULL)
-            continue;
-        headers[nh].name = h->name;
-        headers[nh].redacted = h->has_redacted && h->redacted;
-        headers[nh].value = headers[nh].redacted ? NULL : h->value;
-        nh++;
+    for (unsigned k = 0; k < 2; k++) {
+        size_t count = k ? m->n_response_headers : m->n_headers;
+        Mesh__Tap__V1__Header *const *list = k ? m->response_headers : m->headers;
+        for (size_t i = 0; headers != NULL && i < count && nh < MESH_EVT_HEADERS_MAX; i++) {
+            const Mesh__Tap__V1__Header *h = list[i];
+            if (h->name == NULL)
+                continue;
+            headers[nh].name = h->name;
+            headers[nh].redacted = h->has_redacted && h->redacted;
+            headers[nh].response = k;
+            headers[nh].value = headers[nh].redacted ? NULL : h->value;
+            nh++;
+        }
     }
     evt->headers = nh ? headers : NULL;
     evt->nheaders = nh;

@@ -82,6 +82,7 @@ struct h1p_req {
     int up_reusable;
     int retried;
     char dst_hdr[128]; /* PX_DST_HEADER of the response (outbound), "" if none */
+    struct px_hdrcap *rsp_hdrs; /* --tap-header: the response head's, until the tap */
 };
 
 struct h1p_conn {
@@ -560,13 +561,20 @@ static void h1p_req_finish(struct h1p_conn *hc)
         px_src_parse(req->dst_hdr, strlen(req->dst_hdr), dst, sizeof(dst), &evt.dst_labels);
     struct px_hdrcap cap;
     if (px_hdrcap_on(hc->px)) {
-        cap.n = cap.used = 0;
+        px_hdrcap_reset(&cap);
         const char *name, *value;
         for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
-            px_hdrcap_offer(hc->px, &cap, name, strlen(name), value, strlen(value));
+            px_hdrcap_offer(hc->px, &cap, 0, name, strlen(name), value, strlen(value));
+        for (size_t i = 0; req->rsp_hdrs != NULL && i < req->rsp_hdrs->n; i++) {
+            const struct mesh_header *h = &req->rsp_hdrs->h[i]; /* kept already: as it was */
+            const char *v = h->value != NULL ? h->value : "";
+            px_hdrcap_offer(hc->px, &cap, 1, h->name, strlen(h->name), v, strlen(v));
+        }
         px_hdrcap_apply(&cap, &evt);
     }
     px_tap(hc->conn, req->route, &evt, req->n);
+    free(req->rsp_hdrs);
+    req->rsp_hdrs = NULL;
 
     struct h1p_up *up = req->up;
     if (up != NULL) {
@@ -842,6 +850,15 @@ static void h1p_rsp_head(struct h1p_conn *hc, struct h1p_up *up)
                           : NULL;
     if (dst != NULL)
         snprintf(req->dst_hdr, sizeof(req->dst_hdr), "%s", dst);
+    /* the response head is gone by the tap (the upstream may be too): its
+     * captured headers are kept (a failed allocation only loses them) */
+    if (px_hdrcap_on(hc->px) && req->rsp_hdrs == NULL &&
+        (req->rsp_hdrs = malloc(sizeof(*req->rsp_hdrs))) != NULL) {
+        px_hdrcap_reset(req->rsp_hdrs);
+        const char *name, *value;
+        for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
+            px_hdrcap_offer(hc->px, req->rsp_hdrs, 1, name, strlen(name), value, strlen(value));
+    }
     if ((m->flags & MESH_H1_F_CLOSE) || (m->version < 11 && !(m->flags & MESH_H1_F_KEEP_ALIVE)) ||
         m->framing == MESH_H1_UNTIL_CLOSE)
         req->up_reusable = 0;

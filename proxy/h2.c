@@ -503,9 +503,12 @@ static void stream_tap(struct h2p_stream *s)
         px_src_parse(f.value, f.valuelen, dst, sizeof(dst), &evt.dst_labels);
     struct px_hdrcap cap;
     if (px_hdrcap_on(s->h2c->conn->px)) {
-        cap.n = cap.used = 0;
-        for (size_t at = 0; field_next(&s->req.head, &at, &f);)
-            px_hdrcap_offer(s->h2c->conn->px, &cap, f.name, f.namelen, f.value, f.valuelen);
+        px_hdrcap_reset(&cap);
+        for (unsigned k = 0; k < 2; k++) {
+            const struct mesh_buf *head = k ? &s->rsp.head : &s->req.head;
+            for (size_t at = 0; field_next(head, &at, &f);)
+                px_hdrcap_offer(s->h2c->conn->px, &cap, k, f.name, f.namelen, f.value, f.valuelen);
+        }
         px_hdrcap_apply(&cap, &evt);
     }
     px_tap(s->h2c->conn, s->route, &evt, (uint64_t)s->down_id);

@@ -350,18 +350,26 @@ static int names_have(const struct px_hdr_names *names, const char *name, size_t
     return 0;
 }
 
-void px_hdrcap_offer(const struct px *px, struct px_hdrcap *cap, const char *name,
-                     size_t namelen, const char *value, size_t valuelen)
+void px_hdrcap_reset(struct px_hdrcap *cap)
+{
+    cap->n = cap->used = cap->nkind[0] = cap->nkind[1] = 0;
+}
+
+void px_hdrcap_offer(const struct px *px, struct px_hdrcap *cap, unsigned response,
+                     const char *name, size_t namelen, const char *value, size_t valuelen)
 {
     static const struct px_hdr_names redact_default = {
         .name = {"authorization", "cookie", "set-cookie", "proxy-authorization"}, .n = 4};
-    if (cap->n == MESH_EVT_HEADERS_MAX || namelen == 0 || namelen >= PX_HDR_NAME_MAX ||
-        name[0] == ':' || (namelen == sizeof(PX_SRC_HEADER) - 1 &&
-                           strncasecmp(name, PX_SRC_HEADER, namelen) == 0))
+    static const struct px_hdr_names ours = {.name = {PX_SRC_HEADER, PX_DST_HEADER}, .n = 2};
+    response = response != 0;
+    if (cap->nkind[response] == MESH_EVT_HEADERS_MAX / 2 || namelen == 0 ||
+        namelen >= PX_HDR_NAME_MAX || name[0] == ':' || names_have(&ours, name, namelen))
         return;
     if (!px->cfg.tap_headers.all && !names_have(&px->cfg.tap_headers, name, namelen))
         return;
+    cap->nkind[response]++;
     struct mesh_header *h = &cap->h[cap->n++];
+    h->response = response;
     char *at = cap->buf + cap->used;
     for (size_t i = 0; i < namelen; i++)
         at[i] = (char)tolower((unsigned char)name[i]);

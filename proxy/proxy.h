@@ -261,24 +261,27 @@ void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
 /* ---- tap and metrics -------------------------------------------------------------------- */
 
 /* Header capture and redaction (DESIGN.md "The tap event"): a tap event
- * carries the request headers named by --tap-header, none by default. A
- * header on the redaction list (authorization, cookie, set-cookie,
- * proxy-authorization, and --redact-header's) is sent by name only, marked
- * redacted: its value never leaves the proxy. The modules offer each request
- * field to px_hdrcap_offer() before px_tap() when px_hdrcap_on(); the event
- * then points into |cap|, a stack object of the caller. Pseudo-headers and
- * mesh-src are not offered (they are the event's own fields and labels).
- * At most MESH_EVT_HEADERS_MAX headers, values cut at
- * MESH_EVT_HEADER_VALUE_MAX bytes (on a UTF-8 boundary). Query strings in
- * the path are kept, as Linkerd's tap keeps them. */
+ * carries the request and final response headers named by --tap-header,
+ * none by default. A header on the redaction list (authorization, cookie,
+ * set-cookie, proxy-authorization, and --redact-header's) is sent by name
+ * only, marked redacted: its value never leaves the proxy. The modules offer
+ * each field to px_hdrcap_offer() before px_tap() when px_hdrcap_on(); the
+ * event then points into |cap| (px_hdrcap_apply). Pseudo-headers, mesh-src
+ * and mesh-dst are not kept (they are the event's own fields and labels).
+ * At most MESH_EVT_HEADERS_MAX / 2 of the request's and as many of the
+ * response's, values cut at MESH_EVT_HEADER_VALUE_MAX bytes (on a UTF-8
+ * boundary). Query strings in the path are kept, as Linkerd's tap keeps
+ * them. */
 struct px_hdrcap {
     struct mesh_header h[MESH_EVT_HEADERS_MAX];
-    size_t n, used;
+    size_t n, used, nkind[2];
     char buf[MESH_EVT_HEADERS_MAX * (PX_HDR_NAME_MAX + MESH_EVT_HEADER_VALUE_MAX + 1)];
 };
 #define px_hdrcap_on(px) ((px)->cfg.tap_headers.n > 0 || (px)->cfg.tap_headers.all)
-void px_hdrcap_offer(const struct px *px, struct px_hdrcap *cap, const char *name,
-                     size_t namelen, const char *value, size_t valuelen);
+void px_hdrcap_reset(struct px_hdrcap *cap);
+/* |response|: a field of the final response head, else of the request's. */
+void px_hdrcap_offer(const struct px *px, struct px_hdrcap *cap, unsigned response,
+                     const char *name, size_t namelen, const char *value, size_t valuelen);
 /* Points |evt| at what |cap| holds. */
 void px_hdrcap_apply(struct px_hdrcap *cap, struct mesh_evt *evt);
 

@@ -308,10 +308,10 @@ static int pb_label(struct arena *a, struct pbr *r, struct mesh_labels *l)
     return 0;
 }
 
-/* One Header (name = 1, value = 2, redacted = 3) of a TapEvent into |e|'s
- * headers: live only (Watch), never stored. Past MESH_EVT_HEADERS_MAX, and
+/* One Header (name = 1, value = 2, redacted = 3) of a TapEvent's headers
+ * (21) or response_headers (22) into |e|'s: live only (Watch), never stored. Past MESH_EVT_HEADERS_MAX, and
  * without a name, a header is checked and skipped, as mesh_evt_from_pb(). */
-static int pb_header(struct arena *a, struct pbr *r, struct mesh_evt *e)
+static int pb_header(struct arena *a, struct pbr *r, struct mesh_evt *e, unsigned response)
 {
     struct pbr name = {NULL, NULL}, value = {NULL, NULL};
     uint32_t field;
@@ -339,6 +339,7 @@ static int pb_header(struct arena *a, struct pbr *r, struct mesh_evt *e)
     e->headers = h;
     h += e->nheaders;
     h->redacted = redacted != 0;
+    h->response = response;
     h->value = NULL;
     if ((h->name = pb_str(a, &name)) == NULL ||
         (!h->redacted && value.p != NULL && (h->value = pb_str(a, &value)) == NULL))
@@ -374,7 +375,8 @@ static int pb_event(struct arena *a, struct pbr *r, struct mesh_evt *e)
                 return -1;
             continue;
         case 21:
-            if (wire != 2 || pb_bytes(r, &sub) != 0 || pb_header(a, &sub, e) != 0)
+        case 22:
+            if (wire != 2 || pb_bytes(r, &sub) != 0 || pb_header(a, &sub, e, field == 22) != 0)
                 return -1;
             continue;
         case 7: {

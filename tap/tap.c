@@ -41,7 +41,7 @@ static void print_labels(FILE *out, const char *side, const struct mesh_labels *
         fprintf(out, " %s_pod=%s", side, l->pod);
 }
 
-/* A captured header on the req line: name=value, quoted (with \" and \\)
+/* A captured header on the req (or rsp) line: name=value, quoted (with \" and \\)
  * when the value has spaces or quotes, control bytes as \xNN so that a
  * header cannot write to the terminal; a redacted one as name=<redacted>. */
 static void print_header(FILE *out, const struct mesh_header *h)
@@ -79,11 +79,17 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
         print_labels(out, "dst", &e->dst_labels);
     }
     for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
-        print_header(out, &e->headers[i]);
+        if (!e->headers[i].response)
+            print_header(out, &e->headers[i]);
     fputc('\n', out);
-    if (e->status >= 0)
-        fprintf(out, "rsp id=%s proxy=%s src=%s dst=%s :status=%d latency=%s\n", id, dir, src,
+    if (e->status >= 0) {
+        fprintf(out, "rsp id=%s proxy=%s src=%s dst=%s :status=%d latency=%s", id, dir, src,
                 dst, e->status, mesh_fmt_latency(lat, sizeof(lat), e->latency_us));
+        for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
+            if (e->headers[i].response)
+                print_header(out, &e->headers[i]);
+        fputc('\n', out);
+    }
     fprintf(out, "end id=%s proxy=%s src=%s dst=%s", id, dir, src, dst);
     if (e->grpc_status >= 0)
         fprintf(out, " grpc-status=%d", e->grpc_status);

@@ -23,15 +23,17 @@ struct mesh_labels {
     const char *pod;
 };
 
-/* A captured request header (mesh-proxy --tap-header): lower-case name, and
- * its value unless the header is on the redaction list (then value is NULL
- * and redacted is 1). */
+/* A captured header (mesh-proxy --tap-header): lower-case name, and its
+ * value unless the header is on the redaction list (then value is NULL and
+ * redacted is 1); |response|: of the final response, else of the request
+ * (TapEvent headers / response_headers). */
 struct mesh_header {
     const char *name, *value;
-    int redacted;
+    unsigned redacted : 1, response : 1;
 };
-/* At most this many per event: producers stop there, decoders ignore more. */
-#define MESH_EVT_HEADERS_MAX 16
+/* At most this many per event, requests' and responses' together (a proxy
+ * captures up to 16 of each): decoders ignore more. */
+#define MESH_EVT_HEADERS_MAX 32
 /* A captured value longer than this is cut to it. */
 #define MESH_EVT_HEADER_VALUE_MAX 256
 
@@ -50,7 +52,7 @@ struct mesh_evt {
     int64_t duration_us;             /* request start -> response end, -1 if none */
     uint64_t req_bytes, rsp_bytes;   /* body bytes */
     const char *id;                  /* "CONN:STREAM" */
-    const struct mesh_header *headers; /* captured request headers, NULL if none */
+    const struct mesh_header *headers; /* captured headers, NULL if none */
     size_t nheaders;                 /* ≤ MESH_EVT_HEADERS_MAX */
 };
 

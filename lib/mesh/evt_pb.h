@@ -34,8 +34,9 @@ struct mesh_evt_pb {
     struct mesh_header headers[MESH_EVT_HEADERS_MAX];
 };
 /* Fills |evt| from an unpacked message; |evt|'s strings point into |msg|,
- * its headers into |headers| (MESH_EVT_HEADERS_MAX of them; the first ones
- * named are kept), or none with |headers| NULL. */
+ * its headers into |headers| (MESH_EVT_HEADERS_MAX of them: the request's,
+ * then the response's, the first ones named kept), or none with |headers|
+ * NULL. */
 void mesh_evt_from_pb(const struct Mesh__Tap__V1__TapEvent *msg, struct mesh_evt *evt,
                       struct mesh_header *headers);
 /* Fills |msg| (initialised by the caller) from |evt|, pointing at |evt|'s
@@ -45,7 +46,7 @@ struct mesh_evt_pb_scratch {
     Mesh__Tap__V1__TapEvent__DstLabelsEntry dst[3];
     void *src_ptrs[3], *dst_ptrs[3];
     Mesh__Tap__V1__Header headers[MESH_EVT_HEADERS_MAX];
-    void *header_ptrs[MESH_EVT_HEADERS_MAX];
+    void *header_ptrs[MESH_EVT_HEADERS_MAX], *rsp_header_ptrs[MESH_EVT_HEADERS_MAX];
 };
 void mesh_evt_to_pb(const struct mesh_evt *evt, struct Mesh__Tap__V1__TapEvent *msg,
                     struct mesh_evt_pb_scratch *scratch);

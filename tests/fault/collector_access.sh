@@ -9,7 +9,8 @@
 #    (the proxy's requests still succeed: tap problems never touch traffic);
 #  - redaction at the source: a proxy capturing every request header
 #    (--tap-header '*', --redact-header x-api-key) sends authorization,
-#    cookie, proxy-authorization and x-api-key by name only: `mesh tap -o json`
+#    cookie, proxy-authorization and x-api-key, and the response's
+#    set-cookie, by name only: `mesh tap -o json`
 #    (Watch) shows them redacted next to another header's value, and their
 #    values appear nowhere in its output nor in the store's bytes, nor does
 #    the token;
@@ -104,12 +105,13 @@ timeout 20 "$MESH" replay -q "$pcap" --collector 127.0.0.1:$port > /dev/null 2> 
 MESH_TOKEN_FILE=$WORK/token "$MESH" stat deploy -A --collector 127.0.0.1:$port > "$WORK/stat1.out" 2>&1 &&
     ! grep -q UNAUTHENTICATED "$WORK/stat1.out" && ok "stat with MESH_TOKEN_FILE: exit 0, $(head -1 "$WORK/stat1.out")" || bad "stat with a token: $(cat "$WORK/stat1.out")"
 
-start_peer OK h1-ok || exit 1
+start_peer OK h1-cookie || exit 1 # answers with Set-Cookie: sid=peer-cookie-7f3a91
 start_proxy noauth --outbound 127.0.0.1:0 --admin off --drain-timeout 1s --route "*=127.0.0.1:$OK" --collector 127.0.0.1:$port || exit 1
 pno=$pout
 MESH_TOKEN_FILE=$WORK/token start_proxy auth --outbound 127.0.0.1:0 --admin off --route "*=127.0.0.1:$OK" \
     --collector 127.0.0.1:$port --namespace sec --deployment client --tap-header '*' --redact-header X-Api-Key || exit 1
-SECRETS=(tok-AAAA-$RANDOM-authorization sess-BBBB-$RANDOM-cookie basic-CCCC-$RANDOM-proxyauth key-DDDD-$RANDOM-apikey)
+SECRETS=(tok-AAAA-$RANDOM-authorization sess-BBBB-$RANDOM-cookie basic-CCCC-$RANDOM-proxyauth key-DDDD-$RANDOM-apikey
+    peer-cookie-7f3a91)
 VISIBLE=trace-$RANDOM-visible
 MESH_TOKEN_FILE=$WORK/token timeout 20 "$MESH" tap deploy/client -n sec --collector 127.0.0.1:$port -o json \
     > "$WORK/tap.json" 2> "$WORK/tap.err" &
@@ -139,9 +141,13 @@ for e in events:
     want = ["authorization", "cookie", "x-api-key"] + (["proxy-authorization"] if e["proto"] == "http/1.1" else [])
     for name in want:
         assert hs.get(name) == {"name": name, "redacted": True}, f"{name}: {hs.get(name)}"
-print(f"{len(events)} events, headers e.g. {sorted(hs)}")
+    if e["proto"] == "http/1.1":  # the peer's answer: its Set-Cookie by name only
+        rs = {h["name"]: h for h in e.get("response_headers", [])}
+        assert rs.get("x-served-by", {}).get("value") == "faultpeer", f"response: {rs}"
+        assert rs.get("set-cookie") == {"name": "set-cookie", "redacted": True}, f"response: {rs}"
+print(f"{len(events)} events, headers e.g. {sorted(hs)}, response headers e.g. {sorted(rs)}")
 PY
-[ $? = 0 ] && ok "--tap-header '*': $(cat "$WORK/tap.check"); x-trace's value shown, authorization, cookie, proxy-authorization and --redact-header x-api-key by name only" ||
+[ $? = 0 ] && ok "--tap-header '*': $(cat "$WORK/tap.check"); x-trace's and x-served-by's values shown; authorization, cookie, proxy-authorization, --redact-header x-api-key and the response's set-cookie by name only" ||
     bad "mesh tap -o json: $(tail -3 "$WORK/tap.check") $(head -c 300 "$WORK/tap.err")"
 leaks=0
 for s in "${SECRETS[@]}"; do
@@ -164,7 +170,7 @@ for s in "${SECRETS[@]}" "$TOKEN"; do
         if grep -qaF "$s" "$f"; then bad "$s found in $(basename "$f")"; leaks=$((leaks + 1)); fi
     done
 done
-[ $leaks = 0 ] && ok "no authorization, cookie, proxy-authorization or x-api-key value, nor the token, in the store's bytes ($(cat "$WORK"/mesh.db* | wc -c) bytes)"
+[ $leaks = 0 ] && ok "no authorization, cookie, proxy-authorization, x-api-key or set-cookie value, nor the token, in the store's bytes ($(cat "$WORK"/mesh.db* | wc -c) bytes)"
 grep -qaF "/redact/1" "$WORK/mesh.db" && ok "(while the paths are there: the grep can see)" || bad "the paths are not in the file either: the grep proves nothing"
 sanitizer_check "$WORK/collector.log"
 finish

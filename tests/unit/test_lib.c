@@ -134,35 +134,49 @@ static void test_evt_pb_roundtrip(void)
     CHECK_EQ_INT(back.nheaders, 0);
     mesh_evt_pb_free(&pb);
 
-    /* captured headers: a redacted one travels without its value */
-    struct mesh_header hs[2] = {{"user-agent", "curl/7.88.1", 0}, {"authorization", "Bearer s3cret", 1}};
+    /* captured headers: a redacted one travels without its value; the
+     * response's come after the request's */
+    struct mesh_header hs[3] = {{"set-cookie", "id=s3cret", 1, 1},
+                                {"user-agent", "curl/7.88.1", 0, 0},
+                                {"authorization", "Bearer s3cret", 1, 0}};
     e.headers = hs;
-    e.nheaders = 2;
+    e.nheaders = 3;
     mesh_buf_reset(&b);
     CHECK_EQ_INT(mesh_evt_pack(&e, &b), 0);
     CHECK(memmem(b.data, b.len, "s3cret", 6) == NULL);
     CHECK_EQ_INT(mesh_evt_unpack((const uint8_t *)b.data, b.len, &pb, &back), 0);
-    CHECK_EQ_INT(back.nheaders, 2);
-    if (back.nheaders == 2) {
+    CHECK_EQ_INT(back.nheaders, 3);
+    if (back.nheaders == 3) {
         CHECK_EQ_STR(back.headers[0].name, "user-agent");
         CHECK_EQ_STR(back.headers[0].value, "curl/7.88.1");
         CHECK_EQ_INT(back.headers[0].redacted, 0);
+        CHECK_EQ_INT(back.headers[0].response, 0);
         CHECK_EQ_STR(back.headers[1].name, "authorization");
         CHECK(back.headers[1].value == NULL);
         CHECK_EQ_INT(back.headers[1].redacted, 1);
+        CHECK_EQ_STR(back.headers[2].name, "set-cookie");
+        CHECK_EQ_INT(back.headers[2].response, 1);
+        CHECK_EQ_INT(back.headers[2].redacted, 1);
     }
     struct mesh_buf j;
     mesh_buf_init(&j, 1u << 16);
     CHECK_EQ_INT(mesh_evt_to_json(&back, &j), 0);
     CHECK(strstr(j.data, "\"headers\":[{\"name\":\"user-agent\",\"value\":\"curl/7.88.1\"},"
-                         "{\"name\":\"authorization\",\"redacted\":true}]") != NULL);
+                         "{\"name\":\"authorization\",\"redacted\":true}],"
+                         "\"response_headers\":[{\"name\":\"set-cookie\",\"redacted\":true}]") != NULL);
     struct mesh_evt_copy copy;
     CHECK_EQ_INT(mesh_evt_copy(&copy, &back), 0);
     mesh_evt_pb_free(&pb); /* the copy owns its strings */
-    CHECK_EQ_INT(copy.evt.nheaders, 2);
+    CHECK_EQ_INT(copy.evt.nheaders, 3);
     CHECK_EQ_STR(copy.evt.headers[0].value, "curl/7.88.1");
     CHECK_EQ_STR(copy.evt.headers[1].name, "authorization");
     CHECK(copy.evt.headers[1].value == NULL);
+    CHECK_EQ_INT(copy.evt.headers[2].response, 1);
+    /* none of one kind: no member for it */
+    e.nheaders = 1;
+    mesh_buf_reset(&j);
+    CHECK_EQ_INT(mesh_evt_to_json(&e, &j), 0);
+    CHECK(strstr(j.data, "\"response_headers\":[{") != NULL && strstr(j.data, "\"headers\"") == NULL);
     mesh_evt_copy_free(&copy);
     mesh_buf_free(&j);
     CHECK_EQ_INT(mesh_evt_unpack((const uint8_t *)"\xff\xff\xff", 3, &pb, &back), MESH_EPROTO);
@@ -220,6 +234,7 @@ static void test_evt_pb_hand_encoder(void)
             hs[k].name = pool[PICK(10)];
             hs[k].value = pool[PICK(10)];
             hs[k].redacted = PICK(3) == 0;
+            hs[k].response = PICK(2);
         }
         e.headers = e.nheaders ? hs : NULL;
         mesh_buf_reset(&a);

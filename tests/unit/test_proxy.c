@@ -203,7 +203,7 @@ static void test_header_capture(void)
     CHECK_EQ_INT(px_hdr_names_add(&px.cfg.redact_headers, "x-KEY", &why), 0);
     CHECK(px_hdrcap_on(&px));
     static struct px_hdrcap cap;
-    cap.n = cap.used = 0;
+    px_hdrcap_reset(&cap);
     char longv[600];
     memset(longv, 'v', sizeof(longv));
     memcpy(longv + 255, "\xc3\xa9", 2); /* a 2-byte character across the 256-byte cut */
@@ -211,7 +211,7 @@ static void test_header_capture(void)
                                {"authorization", "Bearer s3cret"}, {"x-key", "k3y"},
                                {"mesh-src", "ns/d/p"}, {"x-request-id", longv}, {"cookie", "a=b"}};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        px_hdrcap_offer(&px, &cap, fields[i][0], strlen(fields[i][0]), fields[i][1],
+        px_hdrcap_offer(&px, &cap, 0, fields[i][0], strlen(fields[i][0]), fields[i][1],
                         fields[i][1] == longv ? sizeof(longv) : strlen(fields[i][1]));
     struct mesh_evt evt;
     mesh_evt_init(&evt);
@@ -236,15 +236,24 @@ static void test_header_capture(void)
     memset(&px, 0, sizeof(px));
     CHECK_EQ_INT(px_hdr_names_add(&px.cfg.tap_headers, "*", &why), 0);
     CHECK_EQ_INT(px_hdr_names_add(&px.cfg.redact_headers, "*", &why), 0);
-    cap.n = cap.used = 0;
+    px_hdrcap_reset(&cap);
     for (int i = 0; i < 40; i++) {
         char name[16];
         snprintf(name, sizeof(name), "h%d", i);
-        px_hdrcap_offer(&px, &cap, name, strlen(name), "value", 5);
+        px_hdrcap_offer(&px, &cap, 0, name, strlen(name), "value", 5);
+        px_hdrcap_offer(&px, &cap, 1, name, strlen(name), "value", 5);
     }
-    CHECK_EQ_INT(cap.n, MESH_EVT_HEADERS_MAX);
-    CHECK(cap.h[15].redacted && cap.h[15].value == NULL);
-    CHECK_EQ_STR(cap.h[15].name, "h15");
+    px_hdrcap_offer(&px, &cap, 1, "mesh-dst", 8, "ns/d/p", 6); /* full anyway, and ours */
+    CHECK_EQ_INT(cap.n, MESH_EVT_HEADERS_MAX); /* 16 of each */
+    CHECK_EQ_INT(cap.nkind[0], 16);
+    CHECK_EQ_INT(cap.nkind[1], 16);
+    CHECK(cap.h[31].redacted && cap.h[31].value == NULL && cap.h[31].response);
+    CHECK_EQ_STR(cap.h[31].name, "h15");
+    CHECK(cap.used <= sizeof(cap.buf));
+    /* mesh-dst, a response header of ours, is never kept */
+    px_hdrcap_reset(&cap);
+    px_hdrcap_offer(&px, &cap, 1, "Mesh-Dst", 8, "ns/d/p", 6);
+    CHECK_EQ_INT(cap.n, 0);
 }
 
 int main(void)
