@@ -63,8 +63,16 @@ enum mesh_proto mesh_proto_parse(const char *name)
         &(e)->dst_labels.pod, &(e)->method, &(e)->scheme, &(e)->authority,        \
         &(e)->path, &(e)->error, &(e)->id
 
+/* Bytes |s| takes in a copy, and the copy at *|p| (NULL stays NULL). */
+static size_t str_size(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
 static char *copy_str(char **p, const char *s)
 {
+    if (s == NULL)
+        return NULL;
     size_t len = strlen(s) + 1;
     char *to = memcpy(*p, s, len);
     *p += len;
@@ -79,13 +87,9 @@ int mesh_evt_copy(struct mesh_evt_copy *dst, const struct mesh_evt *src)
      * every string */
     size_t total = nh * sizeof(struct mesh_header);
     for (size_t i = 0; i < n; i++)
-        if (*from[i] != NULL)
-            total += strlen(*from[i]) + 1;
-    for (size_t i = 0; i < nh; i++) {
-        total += strlen(src->headers[i].name) + 1;
-        if (src->headers[i].value != NULL)
-            total += strlen(src->headers[i].value) + 1;
-    }
+        total += str_size(*from[i]);
+    for (size_t i = 0; i < nh; i++)
+        total += str_size(src->headers[i].name) + str_size(src->headers[i].value);
     dst->evt = *src;
     dst->strings = malloc(total ? total : 1);
     if (dst->strings == NULL)
@@ -94,13 +98,11 @@ int mesh_evt_copy(struct mesh_evt_copy *dst, const struct mesh_evt *src)
     struct mesh_header *headers = (struct mesh_header *)(void *)dst->strings;
     char *p = dst->strings + nh * sizeof(struct mesh_header);
     for (size_t i = 0; i < n; i++)
-        if (*from[i] != NULL)
-            *to[i] = copy_str(&p, *from[i]);
+        *to[i] = copy_str(&p, *from[i]);
     for (size_t i = 0; i < nh; i++) {
+        headers[i] = src->headers[i];
         headers[i].name = copy_str(&p, src->headers[i].name);
-        headers[i].value = src->headers[i].value != NULL ? copy_str(&p, src->headers[i].value) : NULL;
-        headers[i].redacted = src->headers[i].redacted;
-        headers[i].response = src->headers[i].response;
+        headers[i].value = copy_str(&p, src->headers[i].value);
     }
     dst->evt.headers = nh ? headers : NULL;
     dst->evt.nheaders = nh;

@@ -199,10 +199,11 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
         nh = MESH_EVT_HEADERS_MAX;
     for (size_t i = 0; i < nh; i++) {
         const struct mesh_header *h = &evt->headers[i];
+        const char *value = h->redacted ? NULL : h->value; /* a redacted value is never sent */
         hlen[i][0] = h->name != NULL ? strlen(h->name) : 0;
-        hlen[i][1] = !h->redacted && h->value != NULL ? strlen(h->value) : 0;
+        hlen[i][1] = value != NULL ? strlen(value) : 0;
         hlen[i][2] = (h->name != NULL ? 1 + varint_len(hlen[i][0]) + hlen[i][0] : 0) +
-                     (!h->redacted && h->value != NULL ? 1 + varint_len(hlen[i][1]) + hlen[i][1] : 0) +
+                     (value != NULL ? 1 + varint_len(hlen[i][1]) + hlen[i][1] : 0) +
                      (h->redacted ? 2 : 0);
         size += 2 + varint_len(hlen[i][2]) + hlen[i][2];
     }
@@ -262,11 +263,11 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
             p = put_varint((memcpy(p, k ? "\xb2\x01" : "\xaa\x01", 2), p + 2), hlen[i][2]);
             if (h->name != NULL)
                 p = put_bytes(p, (const uint8_t *)"\x0a", 1, h->name, hlen[i][0]);
-            if (!h->redacted && h->value != NULL)
-                p = put_bytes(p, (const uint8_t *)"\x12", 1, h->value, hlen[i][1]);
             if (h->redacted) {
                 *p++ = 0x18;
                 *p++ = 0x01;
+            } else if (h->value != NULL) {
+                p = put_bytes(p, (const uint8_t *)"\x12", 1, h->value, hlen[i][1]);
             }
         }
     }

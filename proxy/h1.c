@@ -232,6 +232,17 @@ static int h1p_hop_by_hop(const char *name, const struct h1p_tokens *t)
 /* ---- timers ------------------------------------------------------------------------------ */
 
 /* When the connection must act next (0: nothing to wait for). */
+/* --response-timeout: when the request in flight, sent whole with no
+ * response byte yet, times out; 0 when none applies. */
+static uint64_t h1p_response_deadline(const struct h1p_conn *hc)
+{
+    unsigned ms = hc->px->cfg.limits.response_timeout_ms;
+    const struct h1p_req *req = &hc->req;
+    if (ms == 0 || !req->active || !req->req_done || req->rsp_started)
+        return 0;
+    return req->done_us + (uint64_t)ms * 1000u;
+}
+
 static uint64_t h1p_deadline(const struct h1p_conn *hc)
 {
     const struct px_limits *lim = &hc->px->cfg.limits;
@@ -248,11 +259,9 @@ static uint64_t h1p_deadline(const struct h1p_conn *hc)
         uint64_t at = 0;
         if (hc->client_eof)
             at = hc->last_active_us + (uint64_t)lim->idle_timeout_ms * 1000u;
-        /* --response-timeout: the request went whole, no response byte came */
-        if (lim->response_timeout_ms > 0 && hc->req.req_done && !hc->req.rsp_started) {
-            uint64_t rsp = hc->req.done_us + (uint64_t)lim->response_timeout_ms * 1000u;
-            at = at == 0 || rsp < at ? rsp : at;
-        }
+        uint64_t rsp = h1p_response_deadline(hc);
+        if (rsp != 0 && (at == 0 || rsp < at))
+            at = rsp;
         return at;
     }
     if (hc->in_head)
@@ -559,18 +568,16 @@ static void h1p_req_finish(struct h1p_conn *hc)
     char dst[sizeof(req->dst_hdr)];
     if (req->dst_hdr[0] != 0)
         px_src_parse(req->dst_hdr, strlen(req->dst_hdr), dst, sizeof(dst), &evt.dst_labels);
-    struct px_hdrcap cap;
+    struct px_hdrcap none, *cap = req->rsp_hdrs; /* the response's, if it came */
     if (px_hdrcap_on(hc->px)) {
-        px_hdrcap_reset(&cap);
+        if (cap == NULL) {
+            cap = &none;
+            px_hdrcap_reset(cap);
+        }
         const char *name, *value;
         for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
-            px_hdrcap_offer(hc->px, &cap, 0, name, strlen(name), value, strlen(value));
-        for (size_t i = 0; req->rsp_hdrs != NULL && i < req->rsp_hdrs->n; i++) {
-            const struct mesh_header *h = &req->rsp_hdrs->h[i]; /* kept already: as it was */
-            const char *v = h->value != NULL ? h->value : "";
-            px_hdrcap_offer(hc->px, &cap, 1, h->name, strlen(h->name), v, strlen(v));
-        }
-        px_hdrcap_apply(&cap, &evt);
+            px_hdrcap_offer(hc->px, cap, 0, name, strlen(name), value, strlen(value));
+        px_hdrcap_apply(cap, &evt);
     }
     px_tap(hc->conn, req->route, &evt, req->n);
     free(req->rsp_hdrs);
@@ -851,7 +858,8 @@ static void h1p_rsp_head(struct h1p_conn *hc, struct h1p_up *up)
     if (dst != NULL)
         snprintf(req->dst_hdr, sizeof(req->dst_hdr), "%s", dst);
     /* the response head is gone by the tap (the upstream may be too): its
-     * captured headers are kept (a failed allocation only loses them) */
+     * captured headers are kept, the request's join them at the tap (a
+     * failed allocation only loses the response's) */
     if (px_hdrcap_on(hc->px) && req->rsp_hdrs == NULL &&
         (req->rsp_hdrs = malloc(sizeof(*req->rsp_hdrs))) != NULL) {
         px_hdrcap_reset(req->rsp_hdrs);
@@ -1275,16 +1283,14 @@ static int h1p_on_timer(struct mesh_loop *loop, int64_t id, void *ctx)
 {
     struct h1p_conn *hc = ctx;
     hc->timer = 0;
-    uint64_t at = h1p_deadline(hc), now = mesh_loop_now_us();
+    uint64_t at = h1p_deadline(hc), now = mesh_loop_now_us(), rsp = h1p_response_deadline(hc);
     if (at == 0 || at > now) {
         h1p_arm(hc);
         return MESH_TIMER_DONE;
     }
     if (hc->lingering || hc->drain_until_us != 0) {
         hc->abort = 1;
-    } else if (hc->req.active && hc->req.req_done && !hc->req.rsp_started &&
-               hc->px->cfg.limits.response_timeout_ms > 0 &&
-               now >= hc->req.done_us + (uint64_t)hc->px->cfg.limits.response_timeout_ms * 1000u) {
+    } else if (rsp != 0 && now >= rsp) {
         h1p_req_fail(hc, 504, "Gateway Timeout", "no response within the response timeout");
     } else if (hc->req.active) { /* client_eof: see h1p_deadline() */
         hc->req.error = "client closed the connection; no response within the idle timeout";

@@ -309,8 +309,9 @@ static int pb_label(struct arena *a, struct pbr *r, struct mesh_labels *l)
 }
 
 /* One Header (name = 1, value = 2, redacted = 3) of a TapEvent's headers
- * (21) or response_headers (22) into |e|'s: live only (Watch), never stored. Past MESH_EVT_HEADERS_MAX, and
- * without a name, a header is checked and skipped, as mesh_evt_from_pb(). */
+ * (21) or response_headers (22) into |e|'s: live only (Watch), never
+ * stored. Past MESH_EVT_HEADERS_MAX, and without a name, a header is checked
+ * and skipped, as mesh_evt_from_pb(). */
 static int pb_header(struct arena *a, struct pbr *r, struct mesh_evt *e, unsigned response)
 {
     struct pbr name = {NULL, NULL}, value = {NULL, NULL};

@@ -142,7 +142,7 @@ function tapRow(m) {
                   e.grpc_status !== undefined ? "grpc " + e.grpc_status : null,
                   e.error ? e.error : null, e.reset !== undefined ? "reset " + e.reset : null].filter(Boolean).join(" ");
   const t = new Date(e.ts / 1000);
-  // request headers the proxy captured (mesh-proxy --tap-header), on hover
+  // request and response headers the proxy captured (mesh-proxy --tap-header), on hover
   const hdr = (h, side) => side + h.name + ": " + (h.redacted ? "(redacted)" : h.value || "");
   const headers = (e.headers || []).map(h => hdr(h, "")).concat(
     (e.response_headers || []).map(h => hdr(h, "response "))).join("\n");

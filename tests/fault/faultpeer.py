@@ -78,6 +78,20 @@ def read_frame(sock):
     return head[3], head[4], struct.unpack(">I", head[5:])[0] & 0x7FFFFFFF, payload
 
 
+def stream1_frame(sock):
+    """The next frame of stream 1 as read_frame() gives it, SETTINGS
+    acknowledged on the way; None at the end. socket.timeout goes through."""
+    while True:
+        fr = read_frame(sock)
+        if fr is None:
+            return None
+        ftype, flags, stream, _ = fr
+        if ftype == SETTINGS and not flags & ACK:
+            sock.sendall(frame(SETTINGS, ACK, 0))
+        if stream == 1:
+            return fr
+
+
 def hpack_lit(name, value):
     """Literal header field without indexing, new name (RFC 7541 6.2.2)."""
     name, value = name.encode(), value.encode()
@@ -262,17 +276,13 @@ def h2_get(port, host, path, upload_after=None):
     out, nbytes, end = [], 0, "closed"
     while True:
         try:
-            fr = read_frame(s)
+            fr = stream1_frame(s)
         except socket.timeout:
             end = "timeout"
             break
         if fr is None:
             break
-        ftype, flags, stream, payload = fr
-        if ftype == SETTINGS and not flags & ACK:
-            s.sendall(frame(SETTINGS, ACK, 0))
-        if stream != 1:
-            continue
+        ftype, flags, _, payload = fr
         if ftype == HEADERS and not out:
             out.append("headers")
             out += [":status=200"] if payload[:1] == b"\x88" else []  # static entry 8
@@ -325,7 +335,7 @@ def pause_get(proto, port, host, path, pause):
         paused = False
         while True:
             try:
-                fr = read_frame(s)
+                fr = stream1_frame(s)
             except socket.timeout:
                 if paused:
                     break
@@ -338,11 +348,7 @@ def pause_get(proto, port, host, path, pause):
                 continue
             if fr is None:
                 break
-            ftype, flags, stream, payload = fr
-            if ftype == SETTINGS and not flags & ACK:
-                s.sendall(frame(SETTINGS, ACK, 0))
-            if stream != 1:
-                continue
+            ftype, flags, _, payload = fr
             if ftype == DATA:
                 digest.update(payload)
                 got += len(payload)
