@@ -41,20 +41,12 @@ static void print_labels(FILE *out, const char *side, const struct mesh_labels *
         fprintf(out, " %s_pod=%s", side, l->pod);
 }
 
-/* A captured header on the req (or rsp) line: name=value, quoted (with \" and \\)
- * when the value has spaces or quotes, control bytes as \xNN so that a
- * header cannot write to the terminal; a redacted one as name=<redacted>. */
-static void print_header(FILE *out, const struct mesh_header *h)
+/* |s| with control bytes as \xNN, so that a header (whatever a Report
+ * sender put in it) cannot write to the terminal; with |quote|, " and \
+ * escaped too. */
+static void print_escaped(FILE *out, const char *s, int quote)
 {
-    fprintf(out, " %s=", h->name);
-    if (h->redacted || h->value == NULL) {
-        fputs(h->redacted ? "<redacted>" : "", out);
-        return;
-    }
-    int quote = h->value[0] == '\0' || strpbrk(h->value, " \t\"\\") != NULL;
-    if (quote)
-        fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)h->value; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p < 0x20 || *p == 0x7f)
             fprintf(out, "\\x%02x", *p);
         else if (quote && (*p == '"' || *p == '\\'))
@@ -62,6 +54,23 @@ static void print_header(FILE *out, const struct mesh_header *h)
         else
             fputc(*p, out);
     }
+}
+
+/* A captured header on the req (or rsp) line: name=value, the value quoted
+ * when it has spaces or quotes; a redacted one as name=<redacted>. */
+static void print_header(FILE *out, const struct mesh_header *h)
+{
+    fputc(' ', out);
+    print_escaped(out, h->name, 0);
+    fputc('=', out);
+    if (h->redacted || h->value == NULL) {
+        fputs(h->redacted ? "<redacted>" : "", out);
+        return;
+    }
+    int quote = h->value[0] == '\0' || strpbrk(h->value, " \t\"\\") != NULL;
+    if (quote)
+        fputc('"', out);
+    print_escaped(out, h->value, quote);
     if (quote)
         fputc('"', out);
 }

@@ -20,6 +20,7 @@
 #include "mesh/err.h"
 #include "mesh/hist.h"
 #include "stat/stat.h"
+#include "tap/tap.h"
 #include "store.h"
 #include "test.h"
 #include "top/top.h"
@@ -1766,6 +1767,39 @@ static void test_rates(void)
     mesh_store_close(st);
 }
 
+/* mesh tap's text lines with captured headers: the request's on the req
+ * line, the response's on the rsp line; a name or value cannot put a
+ * control byte on the terminal */
+static void test_tap_headers_text(void)
+{
+    struct mesh_header hs[4] = {{"user-agent", "curl/8 (x \"y\")", 0, 0},
+                                {"authorization", NULL, 1, 0},
+                                {"x-\x1b[2J", "a\x1b]0;b", 0, 0},
+                                {"set-cookie", NULL, 1, 1}};
+    struct mesh_evt e;
+    mesh_evt_init(&e);
+    e.id = "1:1";
+    e.method = "GET";
+    e.path = "/";
+    e.status = 200;
+    e.latency_us = e.duration_us = 10;
+    e.headers = hs;
+    e.nheaders = 4;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    CHECK(out != NULL);
+    if (out == NULL)
+        return;
+    mesh_tap_format(out, &e, 0);
+    fclose(out);
+    CHECK(strstr(text, ":path=/ user-agent=\"curl/8 (x \\\"y\\\")\" authorization=<redacted> "
+                       "x-\\x1b[2J=a\\x1b]0;b\n") != NULL);
+    CHECK(strstr(text, "latency=10µs set-cookie=<redacted>\n") != NULL);
+    CHECK(strchr(text, 0x1b) == NULL);
+    free(text);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL) {
@@ -1792,6 +1826,7 @@ int main(void)
     RUN(test_migrate_v1);
     RUN(test_strings_gc);
     RUN(test_rates);
+    RUN(test_tap_headers_text);
     const char *names[] = {"create.db", "empty.db", "future.db", "notes.txt", "other.db",
                            "corrupt.db", "dup.db", "crash.db", "full.db", "reader.db", "story.db",
                            "fallback.db", "random.db", "conns.db", "events.db", "inject.db",
