@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench/proxy.sh [--runs N] [--requests N] [--seconds N] [--rate N] [--idle N]
-#                [--collector-core 0|1] [--targets "direct mesh-tap …"] [--build DIR] [--record]
+#                [--collector-core CPUS] [--collector-sched idle|normal]
+#                [--targets "direct mesh-tap …"] [--build DIR] [--record]
 #
 # A benchmark, not a test: mesh-proxy against the proxies users already run
 # (issue 4). Targets with tap on: throughput ≥ 1.0× haproxy on h2c and ≥ 1.0×
@@ -27,18 +28,26 @@
 #                is the target's minus direct's in the same run
 #   idle         --idle keep-alive HTTP/1.1 connections (one request each,
 #                then held open): the proxy's RSS (VmRSS) before and with them
-# Pinning: every proxy on core 0, backends, load generators and the collector
-# on core 1 (taskset). Everything listens on 127.0.0.1; every process started
-# here is stopped on exit; with --record the tables are appended to
-# bench/RESULTS.md.
+# Pinning: every proxy on core 0, backends and load generators on core 1
+# (taskset). The collector stands in for a component that runs elsewhere in a
+# real mesh; on two cores it has to take CPU from the pipeline it measures, so
+# by default it may run on either core with SCHED_IDLE (chrt --idle): it gets
+# only the slack the proxies, backends and load generators leave and never
+# preempts them. --collector-core takes a taskset list ("0", "1", "0,1") and
+# --collector-sched normal gives it an ordinary share. A starved collector
+# makes the proxy drop events, never slow down: the report gives the proxies'
+# tap_events_dropped_total (from their admin ports) per run and the count the
+# collector stored, so a run's tap-on figures can be read with them.
+# Everything listens on 127.0.0.1; every process started here is stopped on
+# exit; with --record the tables are appended to bench/RESULTS.md.
 set -euo pipefail
 
 usage() {
-    sed -n '2,3p' "$0" | sed 's/^# //'
+    sed -n '2,4p' "$0" | sed 's/^# //'
     exit 2
 }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$ROOT/build RUNS=5 REQUESTS=200000 SECONDS_=10 RATE=1000 IDLE=1000 RECORD=0 COLCORE=1
+BUILD=$ROOT/build RUNS=5 REQUESTS=200000 SECONDS_=10 RATE=1000 IDLE=1000 RECORD=0 COLCORE=0,1 COLSCHED=idle
 TARGETS="direct mesh-tap mesh-off haproxy nginx"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -49,6 +58,7 @@ while [ $# -gt 0 ]; do
     --idle) IDLE=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --collector-core) COLCORE=$2; shift 2 ;;
+    --collector-sched) COLSCHED=$2; shift 2 ;;
     --targets) TARGETS=$2; shift 2 ;;
     --record) RECORD=1; shift ;;
     *) usage ;;
@@ -56,7 +66,7 @@ while [ $# -gt 0 ]; do
 done
 RESULTS=$ROOT/bench/RESULTS.md
 PROXY=$BUILD/mesh-proxy MESH=$BUILD/mesh
-for tool in h2load wrk nghttpd nginx haproxy taskset; do
+for tool in h2load wrk nghttpd nginx haproxy taskset chrt curl; do
     command -v $tool >/dev/null || { echo "bench/proxy.sh: $tool is missing (scripts/deps.sh installs it)" >&2; exit 2; }
 done
 [ -x "$PROXY" ] && [ -x "$MESH" ] || { echo "bench/proxy.sh: build first: $PROXY" >&2; exit 2; }
@@ -122,18 +132,28 @@ wait_port "$P_H1BE"
 
 # ---- proxies (all on core 0) ---------------------------------------------------------------
 P_COL=$(free_port)
-start "$COLCORE" collector "$MESH" collector --listen 127.0.0.1:$P_COL --db "$WORK/mesh.db" --max-db-size 16GiB
+case $COLSCHED in
+normal) chrt=() ;;
+idle) chrt=(chrt --idle 0) ;;
+*) usage ;;
+esac
+start "$COLCORE" collector "${chrt[@]}" "$MESH" collector --listen 127.0.0.1:$P_COL --db "$WORK/mesh.db" --max-db-size 16GiB
 wait_port "$P_COL"
 
-declare -A PORT PID
+declare -A PORT PID ADMIN
 for proto in h2 h1; do
     be=$P_H2BE
     [ $proto = h1 ] && be=$P_H1BE
     for tap in tap off; do
         p=$(free_port)
         col=()
-        [ $tap = tap ] && col=(--collector 127.0.0.1:$P_COL)
-        start 0 "mesh-$tap-$proto" "$PROXY" --outbound 127.0.0.1:$p --admin off \
+        adm=off
+        if [ $tap = tap ]; then
+            adm=127.0.0.1:$(free_port)
+            col=(--collector 127.0.0.1:$P_COL)
+            ADMIN[$proto]=$adm
+        fi
+        start 0 "mesh-$tap-$proto" "$PROXY" --outbound 127.0.0.1:$p --admin "$adm" \
             --route "*=127.0.0.1:$be" "${col[@]}"
         PORT[mesh-$tap-$proto]=$p PID[mesh-$tap-$proto]=$LAST
         wait_port "$p"
@@ -184,14 +204,18 @@ PORT[direct-h2]=$P_H2BE PORT[direct-h1]=$P_H1BE
 cpu_ticks() { # PID: utime + stime in clock ticks
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
+tap_counter() { # PROTO METRIC: the tap-on proxy's counter, from its admin port
+    curl -sf "http://${ADMIN[$1]}/metrics" | awk -v m="$2" 'index($1, m) == 1 { s += $NF } END { print s + 0 }'
+}
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
 
 # ---- measurements ----------------------------------------------------------------------------
 # Results go to $WORK/res as lines "measure target proto value".
 closed_loop() { # TARGET PROTO
-    local t=$1 proto=$2 port=${PORT[$1-$2]} pid=${PID[$1-$2]:-} c0=0 c1=0 rps n out
+    local t=$1 proto=$2 port=${PORT[$1-$2]} pid=${PID[$1-$2]:-} c0=0 c1=0 rps n out d0=0
     [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+    [ "$t" = mesh-tap ] && d0=$(tap_counter "$proto" tap_events_dropped_total)
     if [ "$proto" = h2 ]; then
         out=$(taskset -c 1 h2load -n "$REQUESTS" -c 4 -m 10 -t 1 "http://127.0.0.1:$port/index.html" || true)
         rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
@@ -208,6 +232,8 @@ closed_loop() { # TARGET PROTO
         return
     fi
     echo "rps $t $proto $rps" >>"$WORK/res"
+    [ "$t" = mesh-tap ] && awk -v d=$(($(tap_counter "$proto" tap_events_dropped_total) - d0)) -v n="$n" \
+        -v p="$proto" 'BEGIN { printf "dropped mesh-tap %s %.2f\n", p, 100 * d / n }' >>"$WORK/res"
     if [ -n "$pid" ]; then
         c1=$(cpu_ticks "$pid")
         awk -v d=$((c1 - c0)) -v hz="$HZ" -v n="$n" -v t="$t" -v p="$proto" \
@@ -216,8 +242,9 @@ closed_loop() { # TARGET PROTO
 }
 
 fixed_rate() { # TARGET PROTO: p50 and p99 (µs) at RATE req/s
-    local t=$1 proto=$2 port=${PORT[$1-$2]} h1=() lat=$WORK/lat.log
+    local t=$1 proto=$2 port=${PORT[$1-$2]} h1=() lat=$WORK/lat.log d0=0
     [ "$proto" = h1 ] && h1=(--h1)
+    [ "$t" = mesh-tap ] && d0=$(tap_counter "$proto" tap_events_dropped_total)
     rm -f "$lat"
     taskset -c 1 h2load "${h1[@]}" -c 4 -m 1 --rps $((RATE / 4)) -D "$SECONDS_" \
         --log-file="$lat" "http://127.0.0.1:$port/index.html" >/dev/null || true
@@ -227,6 +254,8 @@ fixed_rate() { # TARGET PROTO: p50 and p99 (µs) at RATE req/s
               printf "p50 %s %s %d\np99 %s %s %d\nfixed_n %s %s %d\n", t, p, v[int(NR * 0.5) + 1],
                      t, p, v[int(NR * 0.99) + 1], t, p, NR - bad }' >>"$WORK/res" ||
         log "$t $proto: no request finished at the fixed rate"
+    [ "$t" = mesh-tap ] && echo "fixed_dropped mesh-tap $proto $(($(tap_counter "$proto" tap_events_dropped_total) - d0))" >>"$WORK/res"
+    return 0
 }
 
 idle_rss() { # TARGET: RSS before and with IDLE open keep-alive connections (HTTP/1.1)
@@ -286,6 +315,11 @@ for t in mesh-tap haproxy nginx; do
     log "idle connections: $t"
     idle_rss "$t"
 done
+SENT=0 DROPPED=0
+for proto in h2 h1; do
+    SENT=$((SENT + $(tap_counter $proto tap_events_sent_total)))
+    DROPPED=$((DROPPED + $(tap_counter $proto tap_events_dropped_total)))
+done
 STORED=$(sqlite3 "$WORK/mesh.db" 'select count(*) from events' 2>/dev/null || echo "?")
 
 # ---- report ----------------------------------------------------------------------------------
@@ -300,10 +334,10 @@ report() {
     mach="$(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(lsb_release -ds 2>/dev/null || sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release)"
     echo "## $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "\`bench/proxy.sh --runs $RUNS --requests $REQUESTS --seconds $SECONDS_ --rate $RATE --idle $IDLE --collector-core $COLCORE\`; medians of $RUNS interleaved runs."
-    echo "Machine: $mach; load before the run: $LOAD0. Proxies on core 0; backends (nghttpd, nginx, one worker each) and load generators on core 1; the collector on core $COLCORE."
+    echo "\`bench/proxy.sh --runs $RUNS --requests $REQUESTS --seconds $SECONDS_ --rate $RATE --idle $IDLE --collector-core $COLCORE --collector-sched $COLSCHED\`; medians of $RUNS interleaved runs."
+    echo "Machine: $mach; load before the run: $LOAD0. Proxies on core 0; backends (nghttpd, nginx, one worker each) and load generators on core 1; the collector on core $COLCORE, scheduling policy $COLSCHED."
     echo "$(haproxy -v | head -1 | cut -d' ' -f1-3), nginx $(nginx -v 2>&1 | cut -d/ -f2), nghttp2 $(nghttpd --version | awk '{print $2}'), mesh build: $(basename "$BUILD")."
-    echo "Tap on: the collector stored $STORED events over the whole benchmark."
+    echo "Tap on: the proxies sent $SENT events and dropped $DROPPED over the whole benchmark; the collector stored $STORED."
     echo
     for proto in h2 h1; do
         local name="h2c (h2load -n $REQUESTS -c 4 -m 10 -t 1)"
@@ -343,6 +377,9 @@ report() {
         me=$(awk -v a="$(median p99 mesh-tap $proto)" -v b="$(median p99 direct $proto)" "$sub")
         ha=$(awk -v a="$(median p99 haproxy $proto)" -v b="$(median p99 direct $proto)" "$sub")
         echo "| $proto added p99 at $RATE/s, mesh-proxy tap on vs haproxy (µs) | $me vs $ha | ≤ haproxy | $(met "$me" '<=' "$ha") |"
+    done
+    for proto in h2 h1; do
+        echo "| tap events dropped in the $proto closed loop, % (median) / at the fixed rate (total) | $(median dropped mesh-tap $proto) / $(awk -v p=$proto '$1 == "fixed_dropped" && $3 == p { s += $4 } END { print s + 0 }' "$WORK/res") | | |"
     done
     echo "| CPU per request, tap on / tap off, h2c | $cpu_h2 | ≤ 1.15 | $(met "$cpu_h2" '<=' 1.15) |"
     echo "| CPU per request, tap on / tap off, HTTP/1.1 | $cpu_h1 | ≤ 1.15 | $(met "$cpu_h1" '<=' 1.15) |"
