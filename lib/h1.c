@@ -48,6 +48,11 @@ static const unsigned char tchar[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+int mesh_h1_is_tchar(unsigned char c)
+{
+    return tchar[c];
+}
+
 static int is_digit(int c)
 {
     return c >= '0' && c <= '9';

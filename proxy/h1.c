@@ -82,7 +82,7 @@ struct h1p_req {
     int up_reusable;
     int retried;
     char dst_hdr[128]; /* PX_DST_HEADER of the response (outbound), "" if none */
-    struct px_hdrcap *rsp_hdrs; /* --tap-header: the response head's, until the tap */
+    struct mesh_hdrcap hdrs; /* --tap-header: the response head's until the tap, then the request's too */
 };
 
 struct h1p_conn {
@@ -568,20 +568,16 @@ static void h1p_req_finish(struct h1p_conn *hc)
     char dst[sizeof(req->dst_hdr)];
     if (req->dst_hdr[0] != 0)
         px_src_parse(req->dst_hdr, strlen(req->dst_hdr), dst, sizeof(dst), &evt.dst_labels);
-    struct px_hdrcap none, *cap = req->rsp_hdrs; /* the response's, if it came */
+    struct mesh_header hs[MESH_EVT_HEADERS_MAX];
     if (px_hdrcap_on(hc->px)) {
-        if (cap == NULL) {
-            cap = &none;
-            px_hdrcap_reset(cap);
-        }
         const char *name, *value;
         for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
-            px_hdrcap_offer(hc->px, cap, 0, name, strlen(name), value, strlen(value));
-        px_hdrcap_apply(cap, &evt);
+            mesh_hdrcap_offer(&hc->px->cfg.headers, &req->hdrs, 0, name, strlen(name), value,
+                              strlen(value));
+        mesh_hdrcap_apply(&req->hdrs, &evt, hs);
     }
     px_tap(hc->conn, req->route, &evt, req->n);
-    free(req->rsp_hdrs);
-    req->rsp_hdrs = NULL;
+    mesh_hdrcap_free(&req->hdrs);
 
     struct h1p_up *up = req->up;
     if (up != NULL) {
@@ -686,6 +682,7 @@ static void h1p_req_start(struct h1p_conn *hc)
     const struct mesh_h1_msg *m = &hc->parser.msg;
     struct h1p_req *req = &hc->req;
     uint64_t n = req->n + 1;
+    mesh_hdrcap_free(&req->hdrs); /* already, unless the last one never reached the tap */
     memset(req, 0, sizeof(*req));
     req->active = 1;
     req->n = n;
@@ -858,14 +855,12 @@ static void h1p_rsp_head(struct h1p_conn *hc, struct h1p_up *up)
     if (dst != NULL)
         snprintf(req->dst_hdr, sizeof(req->dst_hdr), "%s", dst);
     /* the response head is gone by the tap (the upstream may be too): its
-     * captured headers are kept, the request's join them at the tap (a
-     * failed allocation only loses the response's) */
-    if (px_hdrcap_on(hc->px) && req->rsp_hdrs == NULL &&
-        (req->rsp_hdrs = malloc(sizeof(*req->rsp_hdrs))) != NULL) {
-        px_hdrcap_reset(req->rsp_hdrs);
+     * captured headers are kept, the request's join them at the tap */
+    if (px_hdrcap_on(hc->px) && req->hdrs.nkind[1] == 0) {
         const char *name, *value;
         for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
-            px_hdrcap_offer(hc->px, req->rsp_hdrs, 1, name, strlen(name), value, strlen(value));
+            mesh_hdrcap_offer(&hc->px->cfg.headers, &req->hdrs, 1, name, strlen(name), value,
+                              strlen(value));
     }
     if ((m->flags & MESH_H1_F_CLOSE) || (m->version < 11 && !(m->flags & MESH_H1_F_KEEP_ALIVE)) ||
         m->framing == MESH_H1_UNTIL_CLOSE)

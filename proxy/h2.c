@@ -501,17 +501,19 @@ static void stream_tap(struct h2p_stream *s)
         px_src_parse(s->src_hdr, s->src_hdr_len, src, sizeof(src), &evt.src_labels);
     if (s->h2c->conn->dir == MESH_DIR_OUTBOUND && field_get(&s->rsp.head, PX_DST_HEADER, &f))
         px_src_parse(f.value, f.valuelen, dst, sizeof(dst), &evt.dst_labels);
-    struct px_hdrcap cap;
+    struct mesh_hdrcap cap = {0};
+    struct mesh_header hs[MESH_EVT_HEADERS_MAX];
     if (px_hdrcap_on(s->h2c->conn->px)) {
-        px_hdrcap_reset(&cap);
         for (unsigned k = 0; k < 2; k++) {
             const struct mesh_buf *head = k ? &s->rsp.head : &s->req.head;
             for (size_t at = 0; field_next(head, &at, &f);)
-                px_hdrcap_offer(s->h2c->conn->px, &cap, k, f.name, f.namelen, f.value, f.valuelen);
+                mesh_hdrcap_offer(&s->h2c->conn->px->cfg.headers, &cap, k, f.name, f.namelen,
+                                  f.value, f.valuelen);
         }
-        px_hdrcap_apply(&cap, &evt);
+        mesh_hdrcap_apply(&cap, &evt, hs);
     }
     px_tap(s->h2c->conn, s->route, &evt, (uint64_t)s->down_id);
+    mesh_hdrcap_free(&cap);
 }
 
 /* The other side may serialize more of |half|: its data source said DEFERRED. */

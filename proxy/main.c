@@ -244,7 +244,7 @@ static int apply(struct opts *o, int opt, const char *arg)
         const char *why = NULL;
         if (*arg == '\0')
             return 0; /* an empty variable */
-        if (px_hdr_names_add(opt == OPT_TAP_HEADER ? &cfg->tap_headers : &cfg->redact_headers,
+        if (mesh_hdr_names_add(opt == OPT_TAP_HEADER ? &cfg->headers.tap : &cfg->headers.redact,
                              arg, &why) != 0) {
             char what[128];
             snprintf(what, sizeof(what), "%s %.100s",

@@ -25,6 +25,7 @@
 
 #include "mesh/err.h"
 #include "mesh/grpc.h"
+#include "mesh/h1.h"
 #include "mesh/tapsend.h"
 
 #define PX_DETECT_CAP 1024u /* the preface is 24 bytes, a method token at most 32 */
@@ -297,108 +298,6 @@ static size_t fmt_u64(char *out, uint64_t v)
     return n;
 }
 
-/* ---- header capture (--tap-header, --redact-header) ------------------------------------ */
-
-/* RFC 9110 tchar */
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-int px_hdr_names_add(struct px_hdr_names *names, const char *list, const char **why)
-{
-    const char *p = list;
-    for (;;) {
-        size_t len = strcspn(p, ",");
-        if (len == 1 && *p == '*') {
-            names->all = 1;
-        } else {
-            if (len == 0) {
-                *why = "an empty header name";
-                return -1;
-            }
-            if (len >= PX_HDR_NAME_MAX) {
-                *why = "a header name longer than 63 bytes";
-                return -1;
-            }
-            for (size_t i = 0; i < len; i++)
-                if (!is_tchar((unsigned char)p[i])) {
-                    *why = "not a header name (letters, digits and !#$%&'*+-.^_`|~ only)";
-                    return -1;
-                }
-            if (names->n == PX_HDR_NAMES_MAX) {
-                *why = "more than 32 header names";
-                return -1;
-            }
-            char *to = names->name[names->n++];
-            for (size_t i = 0; i < len; i++)
-                to[i] = (char)tolower((unsigned char)p[i]);
-            to[len] = '\0';
-        }
-        if (p[len] == '\0')
-            return 0;
-        p += len + 1;
-    }
-}
-
-static int names_have(const struct px_hdr_names *names, const char *name, size_t len)
-{
-    for (unsigned i = 0; i < names->n; i++)
-        if (strncasecmp(names->name[i], name, len) == 0 && names->name[i][len] == '\0')
-            return 1;
-    return 0;
-}
-
-void px_hdrcap_reset(struct px_hdrcap *cap)
-{
-    cap->n = cap->used = cap->nkind[0] = cap->nkind[1] = 0;
-}
-
-void px_hdrcap_offer(const struct px *px, struct px_hdrcap *cap, unsigned response,
-                     const char *name, size_t namelen, const char *value, size_t valuelen)
-{
-    static const struct px_hdr_names redact_default = {
-        .name = {"authorization", "cookie", "set-cookie", "proxy-authorization"}, .n = 4};
-    static const struct px_hdr_names ours = {.name = {PX_SRC_HEADER, PX_DST_HEADER}, .n = 2};
-    response = response != 0;
-    if (cap->nkind[response] == MESH_EVT_HEADERS_MAX / 2 || namelen == 0 ||
-        namelen >= PX_HDR_NAME_MAX || name[0] == ':' || names_have(&ours, name, namelen))
-        return;
-    if (!px->cfg.tap_headers.all && !names_have(&px->cfg.tap_headers, name, namelen))
-        return;
-    cap->nkind[response]++;
-    struct mesh_header *h = &cap->h[cap->n++];
-    h->response = response;
-    char *at = cap->buf + cap->used;
-    for (size_t i = 0; i < namelen; i++)
-        at[i] = (char)tolower((unsigned char)name[i]);
-    at[namelen] = '\0';
-    h->name = at;
-    cap->used += namelen + 1;
-    h->redacted = px->cfg.redact_headers.all || names_have(&redact_default, name, namelen) ||
-                  names_have(&px->cfg.redact_headers, name, namelen);
-    h->value = NULL;
-    if (h->redacted)
-        return;
-    if (valuelen > MESH_EVT_HEADER_VALUE_MAX) {
-        valuelen = MESH_EVT_HEADER_VALUE_MAX;
-        while (valuelen > 0 && ((unsigned char)value[valuelen] & 0xc0) == 0x80)
-            valuelen--; /* not in the middle of a UTF-8 sequence */
-    }
-    at = cap->buf + cap->used;
-    memcpy(at, value, valuelen);
-    at[valuelen] = '\0';
-    h->value = at;
-    cap->used += valuelen + 1;
-}
-
-void px_hdrcap_apply(struct px_hdrcap *cap, struct mesh_evt *evt)
-{
-    evt->headers = cap->n ? cap->h : NULL;
-    evt->nheaders = cap->n;
-}
-
 void px_tap(struct px_conn *conn, const struct px_route *route, struct mesh_evt *evt,
             uint64_t stream)
 {
@@ -491,7 +390,7 @@ int px_detect(const uint8_t *buf, size_t len)
     for (size_t i = 0; i < len && i <= MAX_METHOD; i++) {
         if (buf[i] == ' ')
             return i > 0 ? PX_DETECT_H1 : PX_DETECT_TCP;
-        if (!is_tchar(buf[i]))
+        if (!mesh_h1_is_tchar(buf[i]))
             return PX_DETECT_TCP;
     }
     return len > MAX_METHOD ? PX_DETECT_TCP : PX_DETECT_MORE;

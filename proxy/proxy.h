@@ -21,6 +21,7 @@
 
 #include "mesh/buf.h"
 #include "mesh/evt.h"
+#include "mesh/hdrcap.h"
 #include "mesh/loop.h"
 
 struct px;
@@ -69,18 +70,6 @@ struct px_tcp_stats {
     uint64_t open_total, close_total, open_now, read_bytes, write_bytes;
 };
 
-/* Header names for --tap-header / --redact-header, lower case. */
-#define PX_HDR_NAMES_MAX 32
-#define PX_HDR_NAME_MAX 64 /* with the NUL */
-struct px_hdr_names {
-    char name[PX_HDR_NAMES_MAX][PX_HDR_NAME_MAX];
-    unsigned n;
-    int all; /* "*": every request header / every value redacted */
-};
-/* Adds the names of a comma-separated |list| (HTTP tokens, or "*").
- * Returns 0, or -1 with the reason in |why|. */
-int px_hdr_names_add(struct px_hdr_names *names, const char *list, const char **why);
-
 struct px_cfg {
     const char *inbound, *inbound_to, *outbound, *admin; /* NULL: listener off */
     const char *collector;    /* NULL: tap off (events are counted, not sent) */
@@ -88,8 +77,7 @@ struct px_cfg {
     int transparent;          /* --transparent: connections redirected by `mesh init` */
     struct px_limits limits;
     size_t tap_queue_batches; /* tapsend max_batches */
-    struct px_hdr_names tap_headers;    /* request headers captured into tap events */
-    struct px_hdr_names redact_headers; /* added to the DESIGN.md redaction list */
+    struct mesh_hdr_sel headers;  /* --tap-header, --redact-header (mesh/hdrcap.h) */
 };
 
 struct px_listener;
@@ -260,30 +248,10 @@ void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
 
 /* ---- tap and metrics -------------------------------------------------------------------- */
 
-/* Header capture and redaction (DESIGN.md "The tap event"): a tap event
- * carries the request and final response headers named by --tap-header,
- * none by default. A header on the redaction list (authorization, cookie,
- * set-cookie, proxy-authorization, and --redact-header's) is sent by name
- * only, marked redacted: its value never leaves the proxy. The modules offer
- * each field to px_hdrcap_offer() before px_tap() when px_hdrcap_on(); the
- * event then points into |cap| (px_hdrcap_apply). Pseudo-headers, mesh-src
- * and mesh-dst are not kept (they are the event's own fields and labels).
- * At most MESH_EVT_HEADERS_MAX / 2 of the request's and as many of the
- * response's, values cut at MESH_EVT_HEADER_VALUE_MAX bytes (on a UTF-8
- * boundary). Query strings in the path are kept, as Linkerd's tap keeps
- * them. */
-struct px_hdrcap {
-    struct mesh_header h[MESH_EVT_HEADERS_MAX];
-    size_t n, used, nkind[2];
-    char buf[MESH_EVT_HEADERS_MAX * (PX_HDR_NAME_MAX + MESH_EVT_HEADER_VALUE_MAX + 1)];
-};
-#define px_hdrcap_on(px) ((px)->cfg.tap_headers.n > 0 || (px)->cfg.tap_headers.all)
-void px_hdrcap_reset(struct px_hdrcap *cap);
-/* |response|: a field of the final response head, else of the request's. */
-void px_hdrcap_offer(const struct px *px, struct px_hdrcap *cap, unsigned response,
-                     const char *name, size_t namelen, const char *value, size_t valuelen);
-/* Points |evt| at what |cap| holds. */
-void px_hdrcap_apply(struct px_hdrcap *cap, struct mesh_evt *evt);
+/* Header capture (mesh/hdrcap.h): the modules offer each field of the
+ * request and final response heads to a struct mesh_hdrcap when
+ * px_hdrcap_on() and apply it to the event before px_tap(). */
+#define px_hdrcap_on(px) mesh_hdr_sel_on(&(px)->cfg.headers)
 
 /* One finished request on |conn|. The module fills what the request said
  * (ts_us, proto, method, scheme, authority, path, status, grpc_status, reset,

@@ -146,4 +146,7 @@ int mesh_h1_field_next(const char *fields, size_t fields_len, size_t *pos, const
 /* The value of the first field called |name| (ASCII case-insensitive), or NULL. */
 const char *mesh_h1_field_get(const char *fields, size_t fields_len, const char *name);
 
+/* 1 when |c| may be in a token (a method, a header name): RFC 9110 tchar. */
+int mesh_h1_is_tchar(unsigned char c);
+
 #endif

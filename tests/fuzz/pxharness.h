@@ -228,8 +228,8 @@ static int pxh_init(void)
     cfg.limits.drain_ms = 10;
     cfg.tap_queue_batches = 4;
     const char *why; /* every request header through the capture and redaction */
-    if (px_hdr_names_add(&cfg.tap_headers, "*", &why) != 0 ||
-        px_hdr_names_add(&cfg.redact_headers, "x-secret", &why) != 0)
+    if (mesh_hdr_names_add(&cfg.headers.tap, "*", &why) != 0 ||
+        mesh_hdr_names_add(&cfg.headers.redact, "x-secret", &why) != 0)
         abort();
     pxh.px = px_new(pxh.loop, &cfg, err, sizeof(err));
     if (pxh.px == NULL)

@@ -1,6 +1,6 @@
 /* Unit tests for lib/: capped buffer, JSON strings, the event's JSON and
  * protobuf forms, the histogram's error bound, label maps, resources,
- * filters and human units. */
+ * filters, human units and header capture. */
 #define _GNU_SOURCE /* memmem */
 #include <locale.h>
 #include <math.h>
@@ -15,6 +15,7 @@
 #include "mesh/evt_pb.h"
 #include "mesh/filter.h"
 #include "mesh/fmt.h"
+#include "mesh/hdrcap.h"
 #include "mesh/hist.h"
 #include "mesh/labels.h"
 #include "mesh/resource.h"
@@ -367,6 +368,90 @@ static void test_fmt(void)
     CHECK_EQ_INT(mesh_str_width("a\xf0\x9f\x8d\xa9"), 3); /* the doughnut is two columns */
 }
 
+/* Header capture (mesh/hdrcap.h): the names a command line gives, which
+ * fields are kept, redaction by name only, the caps, the UTF-8 cut. */
+static void test_header_capture(void)
+{
+    static struct mesh_hdr_sel sel; /* two name tables: not on the stack */
+    memset(&sel, 0, sizeof(sel));
+    const char *why = NULL;
+    static const char *bad[] = {"", "a,", ",a", "x y", "a:b", "caf\xc3\xa9",
+                                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct mesh_hdr_names names;
+        memset(&names, 0, sizeof(names));
+        why = NULL;
+        CHECK_EQ_INT(mesh_hdr_names_add(&names, bad[i], &why), -1);
+        CHECK(why != NULL);
+    }
+    CHECK(!mesh_hdr_sel_on(&sel));
+    CHECK(!mesh_hdr_sel_on((const struct mesh_hdr_sel *)NULL));
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.tap, "User-Agent,x-request-id,Authorization,X-Key,Cookie", &why), 0);
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.redact, "x-KEY", &why), 0);
+    CHECK(mesh_hdr_sel_on(&sel));
+    struct mesh_hdrcap cap = {0};
+    char longv[600];
+    memset(longv, 'v', sizeof(longv));
+    memcpy(longv + 255, "\xc3\xa9", 2); /* a 2-byte character across the 256-byte cut */
+    const char *fields[][2] = {{":path", "/x"}, {"USER-AGENT", "curl/8"}, {"accept", "*/*"},
+                               {"authorization", "Bearer s3cret"}, {"x-key", "k3y"},
+                               {"mesh-src", "ns/d/p"}, {"x-request-id", longv}, {"cookie", "a=b"}};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        mesh_hdrcap_offer(&sel, &cap, 0, fields[i][0], strlen(fields[i][0]), fields[i][1],
+                          fields[i][1] == longv ? sizeof(longv) : strlen(fields[i][1]));
+    mesh_hdrcap_offer(&sel, &cap, 1, "x-key", 5, "k3y", 3); /* a response's, redacted too */
+    struct mesh_evt evt;
+    struct mesh_header hs[MESH_EVT_HEADERS_MAX];
+    mesh_evt_init(&evt);
+    mesh_hdrcap_apply(&cap, &evt, hs);
+    CHECK_EQ_INT(evt.nheaders, 6);
+    if (evt.nheaders == 6) {
+        CHECK_EQ_STR(evt.headers[0].name, "user-agent"); /* lower case */
+        CHECK_EQ_STR(evt.headers[0].value, "curl/8");
+        CHECK(!evt.headers[0].redacted && !evt.headers[0].response);
+        CHECK_EQ_STR(evt.headers[1].name, "authorization");
+        CHECK(evt.headers[1].redacted && evt.headers[1].value == NULL);
+        CHECK_EQ_STR(evt.headers[2].name, "x-key"); /* --redact-header */
+        CHECK(evt.headers[2].redacted && evt.headers[2].value == NULL);
+        CHECK_EQ_STR(evt.headers[3].name, "x-request-id");
+        CHECK_EQ_INT(strlen(evt.headers[3].value), 255); /* cut before the character */
+        CHECK_EQ_STR(evt.headers[4].name, "cookie");
+        CHECK(evt.headers[4].redacted);
+        CHECK(evt.headers[5].response && evt.headers[5].redacted);
+    }
+    CHECK(memmem(cap.recs.data, cap.recs.len, "s3cret", 6) == NULL &&
+          memmem(cap.recs.data, cap.recs.len, "k3y", 3) == NULL);
+
+    /* "*": every header but pseudo-headers and mesh-src/mesh-dst, at most
+     * 16 of each side; "*" redaction keeps names only */
+    memset(&sel, 0, sizeof(sel));
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.tap, "*", &why), 0);
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.redact, "*", &why), 0);
+    mesh_hdrcap_reset(&cap);
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "h%d", i);
+        mesh_hdrcap_offer(&sel, &cap, 0, name, strlen(name), "value", 5);
+        mesh_hdrcap_offer(&sel, &cap, 1, name, strlen(name), "value", 5);
+    }
+    mesh_hdrcap_offer(&sel, &cap, 1, "mesh-dst", 8, "ns/d/p", 6); /* full anyway, and ours */
+    mesh_hdrcap_apply(&cap, &evt, hs);
+    CHECK_EQ_INT(evt.nheaders, MESH_EVT_HEADERS_MAX); /* 16 of each */
+    CHECK_EQ_INT(cap.nkind[0], 16);
+    CHECK_EQ_INT(cap.nkind[1], 16);
+    CHECK(hs[31].redacted && hs[31].value == NULL && hs[31].response);
+    CHECK_EQ_STR(hs[31].name, "h15");
+    CHECK(cap.recs.len <= MESH_HDRCAP_MAX);
+    /* mesh-dst, a response header of ours, is never kept; nor a name with a NUL */
+    mesh_hdrcap_reset(&cap);
+    mesh_hdrcap_offer(&sel, &cap, 1, "Mesh-Dst", 8, "ns/d/p", 6);
+    mesh_hdrcap_offer(&sel, &cap, 0, "a\0b", 3, "v", 1);
+    mesh_hdrcap_apply(&cap, &evt, hs);
+    CHECK_EQ_INT(evt.nheaders, 0);
+    CHECK(evt.headers == NULL);
+    mesh_hdrcap_free(&cap);
+}
+
 int main(void)
 {
     setlocale(LC_ALL, "C.UTF-8");
@@ -380,5 +465,6 @@ int main(void)
     RUN(test_labelmap);
     RUN(test_resource_filter);
     RUN(test_fmt);
+    RUN(test_header_capture);
     return TEST_REPORT();
 }
