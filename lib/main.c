@@ -75,12 +75,17 @@ static const char usage_replay[] =
     "  -q, --quiet             no summary on stderr\n"
     "      --db PATH           store the events in a SQLite store instead of printing\n"
     "      --collector ADDR    send them to a collector, as a proxy would\n"
+    "      --tap-header NAME,… the events carry these request and final response headers\n"
+    "                          ('*': all), as mesh-proxy --tap-header; never stored\n"
+    "      --redact-header NAME,…  by name only, like authorization, cookie, set-cookie\n"
+    "                          and proxy-authorization always are ('*': every one)\n"
     "\n"
     "Examples:\n"
     "  mesh replay capture.pcap\n"
     "  mesh replay capture.pcapng -o json | jq .path\n"
     "  tcpdump -i lo -w - port 8080 | mesh replay -\n"
-    "  mesh replay capture.pcap --collector 127.0.0.1:8088\n";
+    "  mesh replay capture.pcap --collector 127.0.0.1:8088\n"
+    "  mesh replay capture.pcap --tap-header user-agent,x-request-id\n";
 
 static const char usage_stat[] =
     "Usage: mesh stat [RESOURCE…] [--collector ADDR | --db PATH | --pcap FILE] [options]\n"
@@ -163,6 +168,8 @@ static const char usage_tap[] =
     "  --max-rps N               show at most N requests per second\n"
     "  -o, --output wide|json    labels too, or one JSON object per line\n"
     "  --collector ADDR | --db PATH | --pcap FILE [--labels MAP]   -n NS\n"
+    "  --tap-header NAME,…, --redact-header NAME,…   with --pcap: the headers to show,\n"
+    "                            as `mesh replay` (a proxy's are its own --tap-header)\n"
     "\n"
     "Keys: q quit · space pause/resume · ↑↓ PgUp PgDn j k g G scroll (scrolling back\n"
     "  pauses)\n"
@@ -176,7 +183,7 @@ static const char usage_tap[] =
 enum {
     OPT_PCAP = 256, OPT_LABELS, OPT_FROM, OPT_TO, OPT_FROM_NS, OPT_TO_NS, OPT_METHOD, OPT_PATH,
     OPT_AUTHORITY, OPT_STATUS, OPT_MIN_LATENCY, OPT_MAX_RPS, OPT_HIDE_SOURCES, OPT_SORT,
-    OPT_COLLECTOR, OPT_DB, OPT_WATCH, OPT_SINCE, OPT_UNTIL,
+    OPT_COLLECTOR, OPT_DB, OPT_WATCH, OPT_SINCE, OPT_UNTIL, OPT_TAP_HEADER, OPT_REDACT_HEADER,
 };
 
 static const struct option long_opts[] = {
@@ -205,6 +212,8 @@ static const struct option long_opts[] = {
     {"watch", no_argument, NULL, OPT_WATCH},
     {"since", required_argument, NULL, OPT_SINCE},
     {"until", required_argument, NULL, OPT_UNTIL},
+    {"tap-header", required_argument, NULL, OPT_TAP_HEADER},
+    {"redact-header", required_argument, NULL, OPT_REDACT_HEADER},
     {NULL, 0, NULL, 0},
 };
 
@@ -226,6 +235,7 @@ struct cli {
     struct mesh_remote remote;
     int window_set;             /* --since or --until given */
     int watch;                  /* stat --watch */
+    const char *header_opt;     /* the first --tap-header/--redact-header given */
 };
 
 /* --since/--until: Unix seconds ("1700000000.5"), a UTC time
@@ -368,6 +378,17 @@ static int parse_args(struct cli *c, int argc, char **argv)
         case OPT_COLLECTOR: c->collector = optarg; break;
         case OPT_DB: c->db = optarg; break;
         case OPT_WATCH: c->watch = 1; break;
+        case OPT_TAP_HEADER:
+        case OPT_REDACT_HEADER: {
+            const char *why;
+            struct mesh_hdr_names *names =
+                opt == OPT_TAP_HEADER ? &c->src.headers.tap : &c->src.headers.redact;
+            if (mesh_hdr_names_add(names, optarg, &why) != 0)
+                return usage_error(c, optarg, why);
+            if (c->header_opt == NULL)
+                c->header_opt = opt == OPT_TAP_HEADER ? "--tap-header" : "--redact-header";
+            break;
+        }
         case '?':
         default:
             return usage_error(c, argv[optind - 1], optopt ? "option needs a value" : "unknown option");
@@ -401,6 +422,18 @@ static int parse_args(struct cli *c, int argc, char **argv)
         c->filter.from.ns = c->from_ns ? c->from_ns : c->ns;
     if (c->filter.to.type != MESH_RT_NONE)
         c->filter.to.ns = c->to_ns ? c->to_ns : c->ns;
+    /* headers are read from captures; a proxy chooses its own (mesh-proxy
+     * --tap-header) and a store never keeps any */
+    if (c->header_opt != NULL) {
+        if (strcmp(c->cmd, "replay") != 0 && strcmp(c->cmd, "tap") != 0)
+            return usage_error(c, c->header_opt, "only mesh tap and mesh replay show headers");
+        if (c->src.nfiles == 0 && strcmp(c->cmd, "tap") == 0)
+            return usage_error(c, c->header_opt,
+                               "reads headers from a capture (--pcap); a proxy's events carry "
+                               "what its own --tap-header chose");
+        if (c->db != NULL && strcmp(c->cmd, "replay") == 0)
+            return usage_error(c, c->header_opt, "a store never keeps headers (give -o or --collector)");
+    }
     if (strcmp(c->cmd, "replay") == 0)
         return 0;
     /* the views read one source: captures, a store, or a collector */

@@ -35,7 +35,7 @@ int mesh_source_run(const struct mesh_source *src, const char *prog, mesh_source
         fprintf(stderr, "mesh %s: %s\n", prog, err);
         return MESH_EXIT_USAGE;
     }
-    struct mesh_replay *rp = mesh_replay_new(labels, cb, ctx);
+    struct mesh_replay *rp = mesh_replay_new(labels, &src->headers, cb, ctx);
     if (rp == NULL) {
         fprintf(stderr, "mesh %s: out of memory\n", prog);
         mesh_labelmap_free(labels);

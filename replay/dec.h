@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "mesh/evt.h"
+#include "mesh/hdrcap.h"
 
 enum { MESH_C2S = 0, MESH_S2C = 1 };
 
@@ -45,8 +46,12 @@ struct mesh_dec_ops {
     const char *name;
     /* |midstream|: the capture began after the connection did (no SYN and no
      * preface seen), so the decoder must not assume it is at a message start
-     * and (HTTP/2) has no HPACK context. Returns NULL when out of memory. */
-    void *(*open)(mesh_dec_sink sink, void *sink_ctx, int midstream, struct mesh_dec_stats *stats);
+     * and (HTTP/2) has no HPACK context. |hdrs| (may be NULL, and must
+     * outlive the decoder) chooses the headers events carry (mesh/hdrcap.h):
+     * the request's and the final response's, never trailers. Returns NULL
+     * when out of memory. */
+    void *(*open)(mesh_dec_sink sink, void *sink_ctx, int midstream,
+                  const struct mesh_hdr_sel *hdrs, struct mesh_dec_stats *stats);
     /* Feeds |len| bytes of direction |dir| seen at |ts_us|. Returns 0, or a
      * negative MESH_E* after which the decoder ignores that direction; then
      * *err_desc (if |err_desc| is not NULL) names the problem. */

@@ -88,6 +88,7 @@ struct mesh_flows {
     struct mesh_reasm_budget budget;
     struct mesh_dec_stats dec_stats;
     const struct mesh_labelmap *labels;
+    const struct mesh_hdr_sel *hdrs;
     mesh_replay_cb cb;
     void *cb_ctx;
     struct mesh_replay_stats *stats;
@@ -218,7 +219,7 @@ static void start_decoder(struct flow *f, const struct mesh_dec_ops *ops, int cl
     f->client = client;
     f->midstream = midstream;
     f->ops = ops;
-    f->dec = ops->open(on_event, f, midstream, &ft->dec_stats);
+    f->dec = ops->open(on_event, f, midstream, ft->hdrs, &ft->dec_stats);
     if (f->dec == NULL) {
         f->state = FLOW_OPAQUE;
         ft->stats->flows_opaque++;
@@ -659,8 +660,9 @@ void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg)
     release(f, !idx);
 }
 
-struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels, mesh_replay_cb cb,
-                                  void *ctx, struct mesh_replay_stats *stats)
+struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels,
+                                  const struct mesh_hdr_sel *hdrs, mesh_replay_cb cb, void *ctx,
+                                  struct mesh_replay_stats *stats)
 {
     struct mesh_flows *ft = calloc(1, sizeof(*ft));
     if (ft == NULL)
@@ -673,6 +675,7 @@ struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels, mesh_repla
     }
     ft->budget.cap = MESH_REASM_TOTAL_CAP;
     ft->labels = labels;
+    ft->hdrs = hdrs;
     ft->cb = cb;
     ft->cb_ctx = ctx;
     ft->stats = stats;

@@ -39,8 +39,10 @@ struct mesh_tcp_seg {
 
 struct mesh_flows;
 
-struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels, mesh_replay_cb cb,
-                                  void *ctx, struct mesh_replay_stats *stats);
+/* |hdrs|: the headers events carry (NULL: none); it must outlive the table. */
+struct mesh_flows *mesh_flows_new(const struct mesh_labelmap *labels,
+                                  const struct mesh_hdr_sel *hdrs, mesh_replay_cb cb, void *ctx,
+                                  struct mesh_replay_stats *stats);
 void mesh_flows_segment(struct mesh_flows *ft, const struct mesh_tcp_seg *seg);
 /* Zeroes the decoders' counters (between captures). */
 void mesh_flows_reset_stats(struct mesh_flows *ft);

@@ -15,11 +15,13 @@
 #include "mesh/buf.h"
 #include "mesh/err.h"
 #include "mesh/h1.h"
+#include "mesh/hdrcap.h"
 
 #define H1_RING_MIN 4u
 
 struct h1x {                   /* one request/response exchange */
     struct mesh_buf strs;      /* "method\0path\0authority\0", reused slot to slot */
+    struct mesh_hdrcap hdrs;   /* --tap-header: the request's, then the final response's */
     size_t path_off, auth_off; /* auth_off 0: no Host */
     uint64_t ts_us, seq;       /* the request's first byte: time and data() call */
     uint64_t bytes[2];         /* body bytes: request (MESH_C2S), response (MESH_S2C) */
@@ -44,6 +46,7 @@ struct h1side {
 struct h1dec {
     mesh_dec_sink sink;
     void *sink_ctx;
+    const struct mesh_hdr_sel *hdrs; /* NULL: no header is kept */
     struct mesh_dec_stats *stats;
     struct h1side side[2];
     struct h1x *ring;
@@ -100,6 +103,8 @@ static void emit(struct h1dec *dec, struct h1x *x, const char *why, uint32_t str
     evt.duration_us = x->rsp_done ? x->duration_us : -1;
     evt.req_bytes = x->bytes[MESH_C2S];
     evt.rsp_bytes = x->bytes[MESH_S2C];
+    struct mesh_header hs[MESH_EVT_HEADERS_MAX];
+    mesh_hdrcap_apply(&x->hdrs, &evt, hs);
     if (!complete)
         evt.error = why != NULL     ? why
                     : x->status < 0 ? "no response"
@@ -167,12 +172,24 @@ static int grow_ring(struct h1dec *dec)
             ring[(s - 1) & (cap - 1)] = *old;
         } else {
             mesh_buf_free(&old->strs);
+            mesh_hdrcap_free(&old->hdrs);
         }
     }
     free(dec->ring);
     dec->ring = ring;
     dec->ring_cap = cap;
     return 0;
+}
+
+/* --tap-header: the fields of a request (|response| 0) or final response head. */
+static void offer_fields(const struct h1dec *dec, struct h1x *x, const struct mesh_h1_msg *m,
+                         unsigned response)
+{
+    if (!mesh_hdr_sel_on(dec->hdrs))
+        return;
+    const char *name, *value;
+    for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
+        mesh_hdrcap_offer(dec->hdrs, &x->hdrs, response, name, strlen(name), value, strlen(value));
 }
 
 static int on_request(struct h1dec *dec, struct h1side *side, const char **desc)
@@ -198,6 +215,8 @@ static int on_request(struct h1dec *dec, struct h1side *side, const char **desc)
         *desc = "out of memory";
         return rv;
     }
+    mesh_hdrcap_reset(&x->hdrs);
+    offer_fields(dec, x, m, 0);
     x->ts_us = side->begin_ts;
     x->seq = side->begin_seq;
     x->bytes[0] = x->bytes[1] = 0;
@@ -307,6 +326,7 @@ static int on_response(struct h1dec *dec, struct h1side *side, uint64_t seq)
     if (!x->emitted) {
         x->status = status;
         x->latency_us = (int64_t)(side->begin_ts - x->ts_us);
+        offer_fields(dec, x, &p->msg, 1);
     }
     if (stream == dec->upgrade) {
         dec->upgrade = 0;
@@ -467,7 +487,7 @@ static void side_lost(struct h1dec *dec, int dir, uint64_t nbytes)
 /* --- mesh_dec_ops ---------------------------------------------------------------------------- */
 
 static void *h1_open(mesh_dec_sink sink, void *sink_ctx, int midstream,
-                     struct mesh_dec_stats *stats)
+                     const struct mesh_hdr_sel *hdrs, struct mesh_dec_stats *stats)
 {
     struct h1dec *dec = calloc(1, sizeof(*dec));
     if (dec == NULL)
@@ -475,13 +495,14 @@ static void *h1_open(mesh_dec_sink sink, void *sink_ctx, int midstream,
     dec->sink = sink;
     dec->sink_ctx = sink_ctx;
     dec->stats = stats;
+    dec->hdrs = mesh_hdr_sel_on(hdrs) ? hdrs : NULL;
     dec->first = dec->rsp_next = 1;
     mesh_buf_init(&dec->stash, MESH_DEC_MAX_HEADER);
-    /* events need the start line and what framing takes, never the field list */
-    mesh_h1_parser_init(&dec->side[MESH_C2S].parser, MESH_H1_REQUEST, MESH_DEC_MAX_HEADER,
-                        MESH_H1_LENIENT | MESH_H1_NO_FIELDS);
-    mesh_h1_parser_init(&dec->side[MESH_S2C].parser, MESH_H1_RESPONSE, MESH_DEC_MAX_HEADER,
-                        MESH_H1_LENIENT | MESH_H1_NO_FIELDS);
+    /* events need the start line and what framing takes; the field list
+     * only when headers are kept */
+    unsigned flags = MESH_H1_LENIENT | (dec->hdrs != NULL ? 0 : MESH_H1_NO_FIELDS);
+    mesh_h1_parser_init(&dec->side[MESH_C2S].parser, MESH_H1_REQUEST, MESH_DEC_MAX_HEADER, flags);
+    mesh_h1_parser_init(&dec->side[MESH_S2C].parser, MESH_H1_RESPONSE, MESH_DEC_MAX_HEADER, flags);
     if (midstream)
         for (int dir = 0; dir < 2; dir++)
             mesh_h1_parser_resync(&dec->side[dir].parser, 0);
@@ -568,8 +589,10 @@ static void h1_close(void *ctx, uint64_t ts_us)
     struct h1dec *dec = ctx;
     (void)ts_us;
     emit_all(dec, NULL);
-    for (uint32_t i = 0; i < dec->ring_cap; i++)
+    for (uint32_t i = 0; i < dec->ring_cap; i++) {
         mesh_buf_free(&dec->ring[i].strs);
+        mesh_hdrcap_free(&dec->ring[i].hdrs);
+    }
     free(dec->ring);
     mesh_buf_free(&dec->stash);
     for (int dir = 0; dir < 2; dir++)
@@ -588,12 +611,6 @@ const struct mesh_dec_ops mesh_h1_dec = {
 
 /* --- sniffing ----------------------------------------------------------------------------------
  */
-
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
 
 #define SNIFF_METHOD_MAX 32u
 
@@ -616,7 +633,7 @@ int mesh_h1_sniff(const uint8_t *buf, size_t len)
         return 2;
     }
     size_t i = 0;
-    while (i < len && i <= SNIFF_METHOD_MAX && is_tchar(buf[i]))
+    while (i < len && i <= SNIFF_METHOD_MAX && mesh_h1_is_tchar(buf[i]))
         i++;
     if (i > SNIFF_METHOD_MAX)
         return 0;

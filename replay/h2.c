@@ -29,8 +29,8 @@
 #define H2_POOL_STREAMS 64u            /* closed stream objects kept for reuse */
 #define H2_POOL_STRS 1024u             /* ... with their string buffer, if no larger */
 #define H2_MEMO_BLOCK 192u             /* largest header block remembered (struct h2_memo) */
-#define H2_MEMO_FIELDS 8u              /* ... fields of interest in it */
-#define H2_MEMO_VALUES 256u            /* ... and their values */
+#define H2_MEMO_FIELDS 12u             /* ... fields of interest (and kept headers) in it */
+#define H2_MEMO_VALUES 384u            /* ... and their values (a kept header's name too) */
 
 static const char h2_preface[H2_PREFACE_LEN + 1] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -68,11 +68,13 @@ enum h2_role { ROLE_NONE, ROLE_REQUEST, ROLE_RESPONSE };
 /* The fields a header block is read for: a request's (kept in struct h2s),
  * then a response's. */
 enum { FIELD_METHOD, FIELD_SCHEME, FIELD_AUTHORITY, FIELD_PATH, FIELD_COUNT,
-       FIELD_STATUS = FIELD_COUNT, FIELD_GRPC_STATUS };
+       FIELD_STATUS = FIELD_COUNT, FIELD_GRPC_STATUS,
+       FIELD_HEADER /* memo only: a field --tap-header keeps */ };
 
 /* The last header block of a direction that left the HPACK dynamic table as
  * it was (only indexed fields and literals without indexing), with the fields
- * of interest it decoded to, in order. The same bytes against the same table
+ * of interest (and those --tap-header keeps) it decoded to, in order; a
+ * block whose fields do not fit is not remembered. The same bytes against the same table
  * decode to the same fields: a client sends the same request block again and
  * again (h2load, gRPC stubs), a server the same response block, and reading
  * them from here spares the inflater its per-field work. */
@@ -83,7 +85,8 @@ struct h2_memo {
     unsigned nfields, values_len;
     struct {
         uint8_t kind;              /* FIELD_* */
-        uint16_t off, len;         /* in |values| */
+        uint8_t namelen;           /* FIELD_HEADER: its name comes first in |values| */
+        uint16_t off, len;         /* the value in |values| */
     } field[H2_MEMO_FIELDS];
     uint8_t values[H2_MEMO_VALUES];
 };
@@ -102,6 +105,7 @@ struct h2s {
     uint64_t req_bytes, rsp_bytes;
     uint32_t field[FIELD_COUNT]; /* offset + 1 into |strs|, 0 when absent */
     struct mesh_buf strs;        /* the kept values, each NUL-terminated */
+    struct mesh_hdrcap hdrs;     /* --tap-header: the request's and final response's */
     struct h2s *hnext;           /* hash chain, or the free list */
     struct h2s *prev, *next;     /* open streams, oldest first */
 };
@@ -146,6 +150,7 @@ struct h2_dir {
 struct h2c {
     mesh_dec_sink sink;
     void *sink_ctx;
+    const struct mesh_hdr_sel *hdrs; /* NULL: no header is kept */
     struct mesh_dec_stats *stats;
     int midstream;
     struct h2_dir dir[2];
@@ -258,6 +263,7 @@ static void stream_free(struct h2c *conn, struct h2s *s)
     else
         conn->tail = s->prev;
     conn->nstreams--;
+    mesh_hdrcap_free(&s->hdrs);
     if (conn->npool < H2_POOL_STREAMS) {
         if (s->strs.alloc > H2_POOL_STRS)
             mesh_buf_free(&s->strs);
@@ -306,6 +312,8 @@ static void stream_emit(struct h2c *conn, struct h2s *s, int ended, uint64_t end
     evt.duration_us = ended ? elapsed(s->ts_us, end_ts) : -1;
     evt.req_bytes = s->req_bytes;
     evt.rsp_bytes = s->rsp_bytes;
+    struct mesh_header hs[MESH_EVT_HEADERS_MAX];
+    mesh_hdrcap_apply(&s->hdrs, &evt, hs);
     conn->stats->exchanges++;
     if (!ended || reset >= 0 || error != NULL || !s->rsp_final)
         conn->stats->incomplete++;
@@ -642,6 +650,23 @@ static void block_field(struct h2c *conn, int dir, int field, const uint8_t *val
         response_field(d, field, value, len);
 }
 
+/* --tap-header: a field of the current block, kept when it belongs to a
+ * request or to a final response head (:status comes first, so it is known
+ * by now); a later block of the same response is its trailers. */
+static void block_header(struct h2c *conn, int dir, const nghttp2_nv *nv)
+{
+    struct h2_dir *d = &conn->dir[dir];
+    if (d->role == ROLE_NONE || (nv->namelen > 0 && nv->name[0] == ':'))
+        return;
+    struct h2s *s = stream_find(conn, d->blk_target);
+    if (s == NULL)
+        return;
+    if (d->role == ROLE_RESPONSE && (s->rsp_final || d->blk_status < 200))
+        return;
+    mesh_hdrcap_offer(conn->hdrs, &s->hdrs, d->role == ROLE_RESPONSE, (const char *)nv->name,
+                      nv->namelen, (const char *)nv->value, nv->valuelen);
+}
+
 /* ---- the memo of the last header block (struct h2_memo) ---- */
 
 /* Reads the HPACK integer with an |nbits| prefix at *|pos| into *|value| and
@@ -702,12 +727,20 @@ static int hpack_keeps_table(const uint8_t *in, size_t len)
     return 1;
 }
 
-/* Notes a field of the block being decoded for the memo; 0 when it does not fit. */
-static int memo_add(struct h2_memo *m, int field, const uint8_t *value, size_t len)
+/* Notes a field of the block being decoded for the memo (|name| only for
+ * FIELD_HEADER); 0 when it does not fit. */
+static int memo_add(struct h2_memo *m, int field, const uint8_t *name, size_t namelen,
+                    const uint8_t *value, size_t len)
 {
-    if (m->nfields == H2_MEMO_FIELDS || len > H2_MEMO_VALUES - m->values_len)
+    if (m->nfields == H2_MEMO_FIELDS || namelen > UINT8_MAX ||
+        namelen + len > H2_MEMO_VALUES - m->values_len)
         return 0;
+    if (namelen > 0) { /* memcpy's source may not be NULL, even for 0 bytes */
+        memcpy(m->values + m->values_len, name, namelen);
+        m->values_len += (unsigned)namelen;
+    }
     m->field[m->nfields].kind = (uint8_t)field;
+    m->field[m->nfields].namelen = (uint8_t)namelen;
     m->field[m->nfields].off = (uint16_t)m->values_len;
     m->field[m->nfields].len = (uint16_t)len;
     m->nfields++;
@@ -724,8 +757,16 @@ static int memo_replay(struct h2c *conn, int dir, const uint8_t *in, size_t len)
     const struct h2_memo *m = &d->memo;
     if (m->len != len || m->table_gen != d->table_gen || len == 0 || memcmp(m->block, in, len) != 0)
         return 0;
-    for (unsigned i = 0; i < m->nfields; i++)
-        block_field(conn, dir, m->field[i].kind, m->values + m->field[i].off, m->field[i].len);
+    for (unsigned i = 0; i < m->nfields; i++) {
+        const uint8_t *value = m->values + m->field[i].off;
+        if (m->field[i].kind == FIELD_HEADER) {
+            nghttp2_nv nv = {(uint8_t *)value - m->field[i].namelen, (uint8_t *)value,
+                             m->field[i].namelen, m->field[i].len, 0};
+            block_header(conn, dir, &nv);
+        } else {
+            block_field(conn, dir, m->field[i].kind, value, m->field[i].len);
+        }
+    }
     return 1;
 }
 
@@ -768,9 +809,16 @@ static void block_feed(struct h2c *conn, int dir, const uint8_t *in, size_t len,
         if (flags & NGHTTP2_HD_INFLATE_EMIT) {
             int field = field_kind(nv.name, nv.namelen);
             if (field >= 0) {
-                if (memo != NULL && !memo_add(memo, field, nv.value, nv.valuelen))
+                if (memo != NULL && !memo_add(memo, field, NULL, 0, nv.value, nv.valuelen))
                     memo = NULL;
                 block_field(conn, dir, field, nv.value, nv.valuelen);
+            }
+            if (conn->hdrs != NULL && nv.namelen > 0 && nv.name[0] != ':' &&
+                mesh_hdr_sel_wants(conn->hdrs, (const char *)nv.name, nv.namelen)) {
+                if (memo != NULL && !memo_add(memo, FIELD_HEADER, nv.name, nv.namelen, nv.value,
+                                              nv.valuelen))
+                    memo = NULL;
+                block_header(conn, dir, &nv);
             }
         }
         if (flags & NGHTTP2_HD_INFLATE_FINAL) {
@@ -1187,7 +1235,8 @@ static void h2_free(struct h2c *conn)
     free(conn);
 }
 
-static void *h2_open(mesh_dec_sink sink, void *sink_ctx, int midstream, struct mesh_dec_stats *stats)
+static void *h2_open(mesh_dec_sink sink, void *sink_ctx, int midstream,
+                     const struct mesh_hdr_sel *hdrs, struct mesh_dec_stats *stats)
 {
     struct h2c *conn = calloc(1, sizeof(*conn));
     if (conn == NULL)
@@ -1195,6 +1244,7 @@ static void *h2_open(mesh_dec_sink sink, void *sink_ctx, int midstream, struct m
     conn->sink = sink;
     conn->sink_ctx = sink_ctx;
     conn->stats = stats;
+    conn->hdrs = mesh_hdr_sel_on(hdrs) ? hdrs : NULL;
     conn->midstream = midstream != 0;
     conn->nbucket = 16;
     conn->bucket_bits = 4;

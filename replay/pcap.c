@@ -317,13 +317,13 @@ void mesh_replay_finish(struct mesh_replay *rp)
     mesh_flows_close_all(rp->flows);
 }
 
-struct mesh_replay *mesh_replay_new(const struct mesh_labelmap *labels, mesh_replay_cb cb,
-                                    void *ctx)
+struct mesh_replay *mesh_replay_new(const struct mesh_labelmap *labels,
+                                    const struct mesh_hdr_sel *hdrs, mesh_replay_cb cb, void *ctx)
 {
     struct mesh_replay *rp = calloc(1, sizeof(*rp));
     if (rp == NULL)
         return NULL;
-    rp->flows = mesh_flows_new(labels, cb, ctx, &rp->stats);
+    rp->flows = mesh_flows_new(labels, hdrs, cb, ctx, &rp->stats);
     if (rp->flows == NULL) {
         free(rp);
         return NULL;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "mesh/evt.h"
+#include "mesh/hdrcap.h"
 #include "reasm.h"
 
 struct mesh_labelmap;
@@ -40,9 +41,10 @@ struct mesh_replay_stats {
 
 struct mesh_replay;
 
-/* |labels| may be NULL; it must outlive the replay. Returns NULL when out of memory. */
-struct mesh_replay *mesh_replay_new(const struct mesh_labelmap *labels, mesh_replay_cb cb,
-                                    void *ctx);
+/* |labels| and |hdrs| (the headers events carry, mesh/hdrcap.h) may be NULL;
+ * they must outlive the replay. Returns NULL when out of memory. */
+struct mesh_replay *mesh_replay_new(const struct mesh_labelmap *labels,
+                                    const struct mesh_hdr_sel *hdrs, mesh_replay_cb cb, void *ctx);
 void mesh_replay_free(struct mesh_replay *rp);
 
 /* Reads a whole capture. Returns 0; MESH_EIO when the file cannot be opened or

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "mesh/evt.h"
+#include "mesh/hdrcap.h"
 
 #define MESH_SOURCE_MAX_FILES 4096
 
@@ -18,6 +19,7 @@ struct mesh_source {
     const char *files[MESH_SOURCE_MAX_FILES];
     size_t nfiles;
     const char *labels_path;    /* NULL: none */
+    struct mesh_hdr_sel headers; /* --tap-header, --redact-header: none by default */
     int summary;                /* print the replay summary on stderr */
 };
 

@@ -1,7 +1,8 @@
 /* tests/fuzz/records.h — drives a protocol decoder (replay/dec.h) from one
  * fuzz input, so every decoder is fuzzed the same way.
  *
- * Input: byte 0 bit 0 = midstream flag; then records, each a 3-byte header
+ * Input: byte 0 bit 0 = midstream flag, bit 1 = keep every header
+ * (--tap-header '*', x-secret redacted); then records, each a 3-byte header
  * [op][len_hi][len_lo] followed, for data records, by len bytes:
  *   op & 1    direction (0 = client to server, 1 = server to client)
  *   op & 6 == 0  data: the next len bytes
@@ -25,6 +26,12 @@ static void fuzz_sink_(void *ctx, struct mesh_evt *evt, uint32_t stream)
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         for (const char *p = strs[i]; p != NULL && *p; p++)
             (*total)++;
+    for (size_t i = 0; i < evt->nheaders; i++) {
+        for (const char *p = evt->headers[i].name; *p; p++)
+            (*total)++;
+        for (const char *p = evt->headers[i].value; p != NULL && *p; p++)
+            (*total)++;
+    }
     (void)stream;
 }
 
@@ -34,7 +41,12 @@ static inline void fuzz_records_run(const struct mesh_dec_ops *ops, const uint8_
     size_t total = 0;
     if (size < 1)
         return;
-    void *dec = ops->open(fuzz_sink_, &total, data[0] & 1, &stats);
+    static struct mesh_hdr_sel all;
+    const char *why;
+    if (!all.tap.all && (mesh_hdr_names_add(&all.tap, "*", &why) != 0 ||
+                         mesh_hdr_names_add(&all.redact, "x-secret", &why) != 0))
+        return;
+    void *dec = ops->open(fuzz_sink_, &total, data[0] & 1, (data[0] & 2) ? &all : NULL, &stats);
     if (dec == NULL)
         return;
     uint64_t ts = 1700000000000000ull;

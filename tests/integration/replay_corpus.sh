@@ -14,11 +14,7 @@ check() { # check LABEL PCAP EXPECT
         bad "$label: mesh replay exited $?: $(cat "$WORK/err")"; return
     fi
     python3 "$SRC/tests/tools/json2expect.py" < "$WORK/out.json" > "$WORK/got"
-    if out=$(python3 "$SHARED/tools/cmp.py" "$expect" "$WORK/got"); then
-        ok "$label: $out"
-    else
-        bad "$label: $out"
-    fi
+    cmp_rows "$label" "$expect" "$WORK/got"
 }
 
 for expect in "$SHARED"/corpus/*/*.expect; do

@@ -11,11 +11,7 @@ for name in emojivoto/grpc emojivoto/http1 zeek/pipelined-requests; do
     for kind in vlan qinq sll null loop raw; do
         python3 "$SRC/tests/tools/relink.py" "$pcap" "$WORK/x.pcap" $kind
         "$MESH" replay -q -o json "$WORK/x.pcap" | python3 "$SRC/tests/tools/json2expect.py" > "$WORK/got"
-        if out=$(python3 "$SHARED/tools/cmp.py" "$SHARED/corpus/$name.expect" "$WORK/got"); then
-            ok "$name as $kind: $out"
-        else
-            bad "$name as $kind: $out"
-        fi
+        cmp_rows "$name as $kind" "$SHARED/corpus/$name.expect" "$WORK/got"
     done
 done
 finish

@@ -12,6 +12,11 @@ bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 skip() { echo "SKIP: $1"; exit 77; }
 need_corpus() { [ -d "$SHARED/corpus" ] || skip "$SHARED/corpus missing"; }
 need_editcap() { command -v editcap >/dev/null || skip "editcap (Debian wireshark-common) missing"; }
+# cmp_rows LABEL TRUTH GOT: ../shared/tools/cmp.py's verdict on two row files as ok/bad
+cmp_rows() {
+    local out
+    if out=$(python3 "$SHARED/tools/cmp.py" "$2" "$3"); then ok "$1: $out"; else bad "$1: $out"; fi
+}
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
 # start_collector: `mesh collector` on a free loopback port with a store in
 # WORK; sets cpid and port, and stops it on exit.

@@ -8,6 +8,7 @@
 #include "mesh/err.h"
 #include "mesh/evt.h"
 #include "mesh/h1.h"
+#include "mesh/hdrcap.h"
 #include "test.h"
 
 /* --- parser helpers ----------------------------------------------------------------------------
@@ -396,11 +397,16 @@ static void sink(void *ctx, struct mesh_evt *evt, uint32_t stream)
         r->streams[r->n++] = stream;
 }
 
-static void run_open(struct run *r, int midstream)
+static void run_open_hdrs(struct run *r, int midstream, const struct mesh_hdr_sel *hdrs)
 {
     memset(r, 0, sizeof(*r));
-    r->dec = mesh_h1_dec.open(sink, r, midstream, &r->stats);
+    r->dec = mesh_h1_dec.open(sink, r, midstream, hdrs, &r->stats);
     CHECK(r->dec != NULL);
+}
+
+static void run_open(struct run *r, int midstream)
+{
+    run_open_hdrs(r, midstream, NULL);
 }
 
 static int feed_len(struct run *r, int dir, const char *s, size_t len, uint64_t ts)
@@ -579,6 +585,59 @@ static void test_100_continue(void)
     run_close(&r, 50);
     CHECK_EQ_INT(r.n, 1);
     EVT(&r, 0, 1, "POST", "www.osu.edu", "/", 200, 10, 30, 30, 4, 2, NULL);
+    run_free(&r);
+}
+
+/* --tap-header: the request's and the final response's fields, never an
+ * interim response's or the trailers; redacted by name; each exchange its
+ * own, across the ring's growth (more than H1_RING_MIN pipelined). */
+static void test_headers(void)
+{
+    static struct mesh_hdr_sel sel;
+    const char *why;
+    memset(&sel, 0, sizeof(sel));
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.tap, "user-agent,cookie,set-cookie,x-resp,x-interim,x-trailer,x-key", &why), 0);
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.redact, "X-Key", &why), 0);
+    struct run r;
+    run_open_hdrs(&r, 0, &sel);
+    char req[256], rsp[256];
+    for (int i = 1; i <= 6; i++) {
+        int n = snprintf(req, sizeof(req),
+                         "GET /%d HTTP/1.1\r\nHost: h\r\nUser-Agent: ua/%d\r\nCookie: c=%d\r\n"
+                         "Accept: */*\r\n\r\n", i, i, i);
+        CHECK_EQ_INT(feed_len(&r, C2S, req, (size_t)n, 10), 0);
+    }
+    FEED(&r, S2C, "HTTP/1.1 103 Early Hints\r\nX-Interim: no\r\n\r\n", 20);
+    for (int i = 1; i <= 6; i++) {
+        int n = i == 6 ? snprintf(rsp, sizeof(rsp),
+                                  "HTTP/1.1 200 OK\r\nX-Resp: r%d\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "1\r\nz\r\n0\r\nX-Trailer: no\r\n\r\n", i)
+                       : snprintf(rsp, sizeof(rsp),
+                                  "HTTP/1.1 200 OK\r\nSet-Cookie: s=%d\r\nX-Resp: r%d\r\nX-Key: k\r\n"
+                                  "Content-Length: 0\r\n\r\n", i, i);
+        CHECK_EQ_INT(feed_len(&r, S2C, rsp, (size_t)n, 30), 0);
+    }
+    run_close(&r, 50);
+    CHECK_EQ_INT(r.n, 6);
+    char buf[512], want[512];
+    for (int i = 0; i < r.n && i < 6; i++) {
+        if (i < 5)
+            snprintf(want, sizeof(want),
+                     "q:user-agent=ua/%d q:cookie=<redacted> s:set-cookie=<redacted> s:x-resp=r%d "
+                     "s:x-key=<redacted>", i + 1, i + 1);
+        else
+            snprintf(want, sizeof(want), "q:user-agent=ua/6 q:cookie=<redacted> s:x-resp=r6");
+        CHECK_EQ_STR(test_hdrs_str(&r.evts[i].evt, buf, sizeof(buf)), want);
+    }
+    run_free(&r);
+
+    /* without a selection, nothing */
+    run_open(&r, 0);
+    FEED(&r, C2S, "GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n\r\n", 10);
+    FEED(&r, S2C, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 20);
+    run_close(&r, 30);
+    CHECK_EQ_INT(r.n, 1);
+    CHECK(r.n == 1 && r.evts[0].evt.nheaders == 0 && r.evts[0].evt.headers == NULL);
     run_free(&r);
 }
 
@@ -1057,6 +1116,7 @@ int main(void)
     RUN(test_chunked);
     RUN(test_no_body_responses);
     RUN(test_100_continue);
+    RUN(test_headers);
     RUN(test_http10_until_close);
     RUN(test_incomplete_at_close);
     RUN(test_upgrade);

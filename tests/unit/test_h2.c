@@ -18,6 +18,7 @@
 #include "dec.h"
 #include "mesh/err.h"
 #include "mesh/evt.h"
+#include "mesh/hdrcap.h"
 #include "test.h"
 
 /* ---- captures -------------------------------------------------------------- */
@@ -354,13 +355,14 @@ struct how {
     int midstream;
     size_t chunk;  /* bytes per data() call; 0: a segment at a time */
     size_t from;   /* first segment fed */
+    const struct mesh_hdr_sel *hdrs; /* --tap-header; NULL: none */
 };
 
 static struct mesh_dec_stats replay(const struct capture *cap, const struct how *how, struct got *got)
 {
     struct mesh_dec_stats stats = {0};
     got_reset(got);
-    void *dec = mesh_h2_dec.open(got_sink, got, how->midstream, &stats);
+    void *dec = mesh_h2_dec.open(got_sink, got, how->midstream, how->hdrs, &stats);
     CHECK(dec != NULL);
     if (dec == NULL)
         return stats;
@@ -399,7 +401,7 @@ static struct mesh_dec_stats replay(const struct capture *cap, const struct how 
 
 static struct mesh_dec_stats replay_whole(const struct capture *cap, struct got *got)
 {
-    struct how how = {0, 0, 0};
+    struct how how = {0, 0, 0, NULL};
     return replay(cap, &how, got);
 }
 
@@ -796,6 +798,66 @@ static void test_informational(void)
     link_free(&l);
 }
 
+/* --tap-header: the request's and the final response head's fields, not an
+ * interim response's nor the trailers; redacted by name; the same whether
+ * blocks come whole (the memo is not used then) or a byte at a time, and
+ * the other fields the same as without capture. */
+static void test_headers(void)
+{
+    static struct mesh_hdr_sel sel;
+    const char *why;
+    memset(&sel, 0, sizeof(sel));
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.tap, "user-agent,set-cookie,x-resp,x-interim,grpc-status,"
+                                              "grpc-message,x-key,content-type", &why), 0);
+    CHECK_EQ_INT(mesh_hdr_names_add(&sel.redact, "x-key", &why), 0);
+    struct link l;
+    link_init(&l, 0, 0, 0);
+    const char *const ua[] = {"user-agent", "grpc-python/1.51", "x-key", "s3cret", NULL};
+    int32_t sid[4];
+    for (int i = 0; i < 3; i++) /* the same block three times: the memo's case */
+        sid[i] = request_ex(&l, "GET", "/same", 0, 0, NULL, ua);
+    sid[3] = request_ex(&l, "POST", "/emojivoto.v1.VotingService/VoteDoughnut", 5, 0, NULL,
+                        grpc_request_headers);
+    flush(&l, MESH_C2S, 1000);
+    nghttp2_nv early[] = {mknv(&l, ":status", "103"), mknv(&l, "x-interim", "no")};
+    nghttp2_submit_headers(l.server, NGHTTP2_FLAG_NONE, sid[0], NULL, early, 2, NULL);
+    const char *const rsp[] = {"set-cookie", "id=1", "x-resp", "r", NULL};
+    for (int i = 0; i < 3; i++)
+        respond_ex(&l, sid[i], 200, 3, -1, 0, rsp);
+    respond(&l, sid[3], 200, 5, 2, 0); /* grpc-status 2 in the trailers */
+    flush(&l, MESH_S2C, 2000);
+    pump(&l, 3000);
+
+    static const char want_get[] = "q:user-agent=grpc-python/1.51 q:x-key=<redacted> "
+                                   "s:set-cookie=<redacted> s:x-resp=r";
+    static const char want_grpc[] = "q:content-type=application/grpc s:content-type=application/grpc";
+    char buf[512];
+    for (size_t chunk = 0; chunk <= 1; chunk++) {
+        struct how how = {0, chunk, 0, &sel};
+        struct mesh_dec_stats st = replay(&l.cap, &how, &got_a);
+        CHECK_STATS(st, 4, 0, 0, 0);
+        for (int i = 0; i < 4; i++) {
+            const struct mesh_evt *e = got_find(&got_a, (uint32_t)sid[i]);
+            CHECK(e != NULL);
+            if (e != NULL)
+                CHECK_EQ_STR(test_hdrs_str(e, buf, sizeof(buf)), i < 3 ? want_get : want_grpc);
+        }
+        CHECK_EVT(&got_a, sid[3], MESH_PROTO_GRPC, "POST", "/emojivoto.v1.VotingService/VoteDoughnut",
+                  200, 2, -1, NULL, 1000, 1000, 1000, 5, 5);
+    }
+    /* without a selection: no headers, every other field the same */
+    replay_whole(&l.cap, &got_b);
+    CHECK_EQ_INT(got_b.n, got_a.n);
+    for (size_t i = 0; i < got_b.n && i < got_a.n; i++) {
+        CHECK_EQ_INT(got_b.ev[i].evt.nheaders, 0);
+        struct mesh_evt a = got_a.ev[i].evt;
+        a.headers = NULL;
+        a.nheaders = 0;
+        CHECK(evt_same(&a, &got_b.ev[i].evt));
+    }
+    link_free(&l);
+}
+
 static void test_push(void)
 {
     struct link l;
@@ -862,7 +924,7 @@ static void test_feeding_patterns(void)
 
     static const size_t chunks[] = {1, 2, 7, 9, 10, 4096};
     for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
-        struct how how = {0, chunks[c], 0};
+        struct how how = {0, chunks[c], 0, NULL};
         struct mesh_dec_stats st = replay(&l.cap, &how, &got_b);
         int same = got_b.n == got_a.n && memcmp(&st, &whole, sizeof(st)) == 0;
         for (size_t i = 0; same && i < got_a.n; i++)
@@ -915,7 +977,7 @@ static void test_midstream(void)
     build_sequence(&l, 1, -1, seg_of, sid);
     replay_whole(&l.cap, &got_a);
     CHECK_EQ_INT(got_a.n, 10);
-    struct how how = {1, 0, seg_of[4]};
+    struct how how = {1, 0, seg_of[4], NULL};
     struct mesh_dec_stats st = replay(&l.cap, &how, &got_b);
     CHECK_EQ_INT(got_b.n, 6);
     CHECK(events_subset(&got_b, &got_a));
@@ -940,12 +1002,12 @@ static void test_midstream(void)
     replay_whole(&l.cap, &got_a);
     CHECK_EQ_INT(got_a.n, 10);
     for (size_t cut = 1; cut < l.cap.nseg; cut++) {
-        struct how at = {1, 0, cut};
+        struct how at = {1, 0, cut, NULL};
         st = replay(&l.cap, &at, &got_b);
         CHECK(events_subset(&got_b, &got_a));
         CHECK(st.exchanges == got_b.n && st.proto_errors == 0);
     }
-    how = (struct how){1, 0, seg_of[4]};
+    how = (struct how){1, 0, seg_of[4], NULL};
     st = replay(&l.cap, &how, &got_b);
     CHECK_EQ_INT(got_b.n, 0);
     CHECK_EQ_INT(st.dropped, 6);
@@ -956,7 +1018,7 @@ static void test_midstream(void)
     build_sequence(&l, 0, 4, seg_of, sid);
     replay_whole(&l.cap, &got_a);
     CHECK_EQ_INT(got_a.n, 10);
-    how = (struct how){1, 0, seg_of[4]};
+    how = (struct how){1, 0, seg_of[4], NULL};
     st = replay(&l.cap, &how, &got_b);
     CHECK_EQ_INT(got_b.n, 6);
     CHECK(events_subset(&got_b, &got_a));
@@ -1165,7 +1227,7 @@ static int raw_run(const struct raw *c2s, const struct raw *s2c, int midstream, 
     memset(st, 0, sizeof(*st));
     got_reset(got);
     *err = NULL;
-    void *dec = mesh_h2_dec.open(got_sink, got, midstream, st);
+    void *dec = mesh_h2_dec.open(got_sink, got, midstream, NULL, st);
     if (s2c != NULL && s2c->len > 0)
         rv = mesh_h2_dec.data(dec, MESH_S2C, s2c->b, s2c->len, 1000, err);
     if (rv == 0 && c2s != NULL && c2s->len > 0)
@@ -1268,7 +1330,7 @@ static void test_frame_errors(void)
     /* the direction is ignored after its error; the other goes on */
     struct mesh_dec_stats st2 = {0};
     got_reset(&got_a);
-    void *dec = mesh_h2_dec.open(got_sink, &got_a, 0, &st2);
+    void *dec = mesh_h2_dec.open(got_sink, &got_a, 0, NULL, &st2);
     static const uint8_t status_200[] = {0x88};
     c2s.len = 0;
     raw_put(&c2s, PREFACE, 24);
@@ -1317,7 +1379,7 @@ static void test_hpack_failure(void)
     /* responses first in the buffer order would be orphans: feed C2S first */
     memset(&st, 0, sizeof(st));
     got_reset(&got_a);
-    void *dec = mesh_h2_dec.open(got_sink, &got_a, 0, &st);
+    void *dec = mesh_h2_dec.open(got_sink, &got_a, 0, NULL, &st);
     CHECK_EQ_INT(mesh_h2_dec.data(dec, MESH_C2S, c2s.b, c2s.len, 1000, &err), 0);
     CHECK_EQ_INT(mesh_h2_dec.data(dec, MESH_S2C, s2c.b, s2c.len, 2000, &err), 0);
     mesh_h2_dec.close(dec, 3000);
@@ -1350,7 +1412,7 @@ static void test_midstream_raw(void)
     raw_frame(&s2c, 1, 0x1, 0x5, 3, status_200, 1);
     memset(&st, 0, sizeof(st));
     got_reset(&got_a);
-    void *dec = mesh_h2_dec.open(got_sink, &got_a, 1, &st);
+    void *dec = mesh_h2_dec.open(got_sink, &got_a, 1, NULL, &st);
     CHECK_EQ_INT(mesh_h2_dec.data(dec, MESH_C2S, c2s.b, c2s.len, 1000, &err), 0);
     CHECK_EQ_INT(mesh_h2_dec.data(dec, MESH_S2C, s2c.b, s2c.len, 2000, &err), 0);
     mesh_h2_dec.close(dec, 3000);
@@ -1377,7 +1439,7 @@ static void test_midstream_raw(void)
     raw_frame(&s2c, 1, 0x1, 0x5, 1, status_200, 1);
     memset(&st, 0, sizeof(st));
     got_reset(&got_a);
-    dec = mesh_h2_dec.open(got_sink, &got_a, 1, &st);
+    dec = mesh_h2_dec.open(got_sink, &got_a, 1, NULL, &st);
     for (size_t i = 0; i < c2s.len; i++) /* the preface split everywhere */
         CHECK_EQ_INT(mesh_h2_dec.data(dec, MESH_C2S, c2s.b + i, 1, 1000, &err), 0);
     CHECK_EQ_INT(mesh_h2_dec.data(dec, MESH_S2C, s2c.b, s2c.len, 2000, &err), 0);
@@ -1407,7 +1469,7 @@ static void test_odd_fields(void)
     static const uint8_t status_200[] = {0x88};
     struct mesh_dec_stats st = {0};
     got_reset(&got_a);
-    void *dec = mesh_h2_dec.open(got_sink, &got_a, 0, &st);
+    void *dec = mesh_h2_dec.open(got_sink, &got_a, 0, NULL, &st);
     c2s.len = 0;
     raw_put(&c2s, PREFACE, 24);
     raw_frame(&c2s, sizeof(dup_path), 0x1, 0x5, 1, dup_path, sizeof(dup_path));
@@ -1555,6 +1617,7 @@ int main(int argc, char **argv)
     RUN(test_goaway);
     RUN(test_header_table_size);
     RUN(test_informational);
+    RUN(test_headers);
     RUN(test_push);
     RUN(test_feeding_patterns);
     RUN(test_midstream);
