@@ -113,7 +113,9 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
 
 /* --- the live screen ------------------------------------------------------------------------ */
 
-/* One line per exchange: a screen has no room for Linkerd's three. */
+/* One line per exchange: a screen has no room for Linkerd's three. HEADERS:
+ * the captured ones, "> " before the request's and "< " before the
+ * response's, as curl -v marks them; the workloads only with -o wide. */
 static const struct mesh_ui_col tap_cols[] = {
     {"TIME", 0, 0},
     {"PROXY", 0, 0},
@@ -128,6 +130,7 @@ static const struct mesh_ui_col tap_cols[] = {
     {"DURATION", 0, MESH_UI_RIGHT},
     {"BYTES", 0, MESH_UI_RIGHT},
     {"ERROR", 0, MESH_UI_SHRINK},
+    {"HEADERS", 0, MESH_UI_SHRINK},
     {"SRC_WORKLOAD", 0, MESH_UI_SHRINK},
     {"DST_WORKLOAD", 0, MESH_UI_SHRINK},
 };
@@ -159,9 +162,31 @@ static void workload(char *buf, size_t len, const struct mesh_labels *l)
              l->deploy ? l->deploy : "-", l->pod ? "/" : "", l->pod ? l->pod : "");
 }
 
+/* The HEADERS cell: "> name=value … < name=value …", escaped as on the
+ * req and rsp lines; "-" when the event carries none. */
+static const char *headers_cell(const struct mesh_evt *e, char *buf, size_t len)
+{
+    FILE *m;
+    buf[len - 1] = '\0'; /* the stream has one byte less: a cut still ends there */
+    if (e->nheaders == 0 || (m = fmemopen(buf, len - 1, "w")) == NULL)
+        return "-";
+    for (unsigned side = 0; side < 2; side++) {
+        const char *mark = side ? " <" : ">";
+        for (size_t i = 0; i < e->nheaders; i++)
+            if (e->headers[i].response == side) {
+                fputs(mark, m);
+                mark = "";
+                print_header(m, &e->headers[i]);
+            }
+    }
+    fclose(m); /* what does not fit is cut */
+    return buf[0] == ' ' ? buf + 1 : buf;
+}
+
 static void ui_line(struct mesh_ui *ui, const struct mesh_evt *e, int wide)
 {
     char when[32], status[16], grpc[16], lat[24], dur[24], bytes[24], err[96], sw[160], dw[160];
+    char hdrs[1024];
     time_t secs = (time_t)(e->ts_us / 1000000u);
     struct tm tm;
     gmtime_r(&secs, &tm);
@@ -194,6 +219,7 @@ static void ui_line(struct mesh_ui *ui, const struct mesh_evt *e, int wide)
         {mesh_fmt_latency(dur, sizeof(dur), e->duration_us), 0, 0},
         {bytes, 0, 0},
         {err, 0, 0},
+        {headers_cell(e, hdrs, sizeof(hdrs)), 0, 0},
         {wide ? sw : "-", 0, 0},
         {wide ? dw : "-", 0, 0},
     };

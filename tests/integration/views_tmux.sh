@@ -1,7 +1,8 @@
 #!/bin/bash
 # The live screens, for real, in a detached tmux of fixed size on a private
 # socket: top shows the corpus' rows, re-sorts on a key and follows a resize;
-# tap shows events arriving while a replay streams in, pauses and counts;
+# tap shows events arriving while a replay streams in, pauses and counts,
+# and a capture's headers in its HEADERS column;
 # stat --watch updates and marks failing rows (NO_COLOR: "!"); q and Ctrl-C
 # leave with status 0 and the alternate screen left. Every wait polls
 # capture-pane with a bound; the tmux server dies with the test.
@@ -99,6 +100,16 @@ done
 if [ -n "$before" ] && [ "$after" != "$before" ]; then ok "stat --watch updates ($before → $after)"; else bad "stat --watch stuck at $before"; fi
 keys C-c
 if wait_for '^STAT-EXIT=0$' && alt_off; then ok "stat --watch: Ctrl-C exits 0, terminal restored"; else bad "stat exit: $(screen | tail -3)"; fi
+
+# --- tap of a capture with headers: the HEADERS column -----------------------------------------------
+run "clear; $MESH tap --pcap $C/http1.pcap --tap-header user-agent,server --path /api/list; echo HDR-EXIT=\$?"
+if wait_for '> user-agent=curl/7' && row_of '/api/list' | grep -qE ' > user-agent=curl/7\..*…$' &&
+   "${TM[@]}" resize-window -t ui -x 220 && wait_for ' < server=nginx/1\.22\.1 *$'; then
+    ok "tap --pcap --tap-header: the HEADERS column, cut with … at 160 columns, whole at 220"
+else bad "tap headers: $(screen | sed -n 2,3p)"; fi
+keys q
+wait_for '^HDR-EXIT=0$' || bad "tap headers: q did not exit"
+"${TM[@]}" resize-window -t ui -x 160 -y 40
 
 # --- plain when not a terminal, even inside one ------------------------------------------------------
 run "clear; $MESH top --since 0 --collector $ADDR | head -2; echo PIPE-EXIT=\$?"
