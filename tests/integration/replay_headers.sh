@@ -4,7 +4,8 @@
 # each exchange's user-agent and final response content-type must be what
 # tshark reads (tests/tools/headers_truth.py), as recorded and after
 # mangle.py reorders and duplicates packets. --redact-header keeps names
-# only; bad header options are one-line usage errors.
+# only; with --collector they reach a live tap, never the store; bad header
+# options are one-line usage errors.
 # Usage: replay_headers.sh BUILD_DIR SOURCE_DIR SHARED_DIR
 set -u
 . "$(dirname "$0")/../tools/testlib.sh"
@@ -55,6 +56,24 @@ if grep -q "user-agent" "$WORK/tap0.txt"; then
     bad "without --tap-header, headers were shown"
 else
     ok "without --tap-header, no header is shown"
+fi
+
+# replay --collector: the headers reach a live tap, and never the store
+start_collector
+timeout 30 "$MESH" tap --collector "127.0.0.1:$port" -o json > "$WORK/live.json" 2> "$WORK/live.err" &
+tpid=$!
+for _ in $(seq 20); do # until the tap's Watch is in place and sees a replay
+    "$MESH" replay -q "$GRPC" --collector "127.0.0.1:$port" --tap-header user-agent || bad "replay --collector exit $?"
+    grep -q '"name":"user-agent","value":"grpc-python' "$WORK/live.json" && break
+    sleep 0.25
+done
+kill $tpid 2>/dev/null; wait $tpid 2>/dev/null
+with=$(grep -c '"name":"user-agent","value":"grpc-python' "$WORK/live.json")
+stored=$(sqlite3 "$WORK/mesh.db" 'select count(*) from events' 2>/dev/null || echo 0)
+if [ "$with" -gt 0 ] && [ "$stored" -gt 0 ] && ! grep -qaF grpc-python "$WORK"/mesh.db*; then
+    ok "replay --collector --tap-header: $with events with user-agent on a live tap; none in the store's $stored events"
+else
+    bad "replay --collector: $with events with user-agent on the tap, $stored stored, grpc-python in the store: $(grep -caF grpc-python "$WORK"/mesh.db* | tr '\n' ' ')"
 fi
 
 # bad options: exit 2, one line naming the option
