@@ -517,8 +517,8 @@ static int start_sidecar(struct demo *d, struct workload *w, const char *const *
     argv[n++] = w->pod;
     argv[n++] = "--drain-timeout";
     argv[n++] = "2s";
-    argv[n++] = "--tap-header"; /* shown by mesh tap and the dashboard */
-    argv[n++] = "user-agent";
+    argv[n++] = "--tap-header"; /* shown by mesh tap and the dashboard: who calls, and why a call failed */
+    argv[n++] = "user-agent,grpc-message";
     argv[n] = NULL;
     w->sidecar = spawn(d, name, (char *const *)argv);
     return w->sidecar != NULL ? 0 : -1;

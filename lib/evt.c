@@ -217,8 +217,8 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
                    str_bound(scheme) + str_bound(authority) + str_bound(path) + str_bound(error);
     size_t nh = evt->headers != NULL ? evt->nheaders : 0;
     bound += 48; /* ,"headers":[ ,"response_headers":[ */
-    for (size_t i = 0; i < nh; i++) /* {"name":…,"value":…}, or "redacted":true */
-        bound += 48 + str_bound(json_str(evt->headers[i].name)) +
+    for (size_t i = 0; i < nh; i++) /* {"name":…,"value":…} or "redacted":true, "trailer":true */
+        bound += 64 + str_bound(json_str(evt->headers[i].name)) +
                  str_bound(json_str(evt->headers[i].value));
     for (int i = 0; i < 2; i++) {
         labeled[i] = side[i]->ns != NULL || side[i]->deploy != NULL || side[i]->pod != NULL;
@@ -281,6 +281,11 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
                 p += 4;
             } else
                 p = STR(p, "value", json_str(h->value));
+            if (h->trailer && response) {
+                p = KEY(p, "trailer");
+                memcpy(p, "true", 4);
+                p += 4;
+            }
             if (p == open)
                 *p++ = '{';
             else

@@ -93,6 +93,8 @@ void mesh_evt_to_pb(const struct mesh_evt *evt, Mesh__Tap__V1__TapEvent *m,
         h->has_redacted = evt->headers[i].redacted != 0;
         h->redacted = h->has_redacted;
         unsigned k = evt->headers[i].response;
+        h->has_trailer = k && evt->headers[i].trailer;
+        h->trailer = h->has_trailer;
         ptrs[k][n[k]++] = h;
     }
     m->n_headers = n[0];
@@ -193,7 +195,7 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
         size += 2 + varint_len((uint64_t)evt->duration_us);
     size += 4 + varint_len(evt->req_bytes) + varint_len(evt->rsp_bytes);
     /* headers = 21, response_headers = 22: each a Header message (name 1,
-     * value 2, redacted 3) */
+     * value 2, redacted 3, trailer 4: of the response's only) */
     size_t nh = evt->headers != NULL ? evt->nheaders : 0, hlen[MESH_EVT_HEADERS_MAX][3];
     if (nh > MESH_EVT_HEADERS_MAX)
         nh = MESH_EVT_HEADERS_MAX;
@@ -204,7 +206,7 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
         hlen[i][1] = value != NULL ? strlen(value) : 0;
         hlen[i][2] = (h->name != NULL ? 1 + varint_len(hlen[i][0]) + hlen[i][0] : 0) +
                      (value != NULL ? 1 + varint_len(hlen[i][1]) + hlen[i][1] : 0) +
-                     (h->redacted ? 2 : 0);
+                     (h->redacted ? 2 : 0) + (h->response && h->trailer ? 2 : 0);
         size += 2 + varint_len(hlen[i][2]) + hlen[i][2];
     }
 
@@ -269,6 +271,10 @@ int mesh_evt_pb_append(const struct mesh_evt *evt, struct mesh_buf *out, unsigne
             } else if (h->value != NULL) {
                 p = put_bytes(p, (const uint8_t *)"\x12", 1, h->value, hlen[i][1]);
             }
+            if (k && h->trailer) {
+                *p++ = 0x20;
+                *p++ = 0x01;
+            }
         }
     }
     (void)p; /* == at + head + size: test_lib compares with protobuf-c's bytes */
@@ -325,6 +331,7 @@ void mesh_evt_from_pb(const Mesh__Tap__V1__TapEvent *m, struct mesh_evt *evt,
             headers[nh].name = h->name;
             headers[nh].redacted = h->has_redacted && h->redacted;
             headers[nh].response = k;
+            headers[nh].trailer = k && h->has_trailer && h->trailer;
             headers[nh].value = headers[nh].redacted ? NULL : h->value;
             nh++;
         }

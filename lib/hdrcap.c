@@ -6,7 +6,7 @@
 
 #include "mesh/h1.h"
 
-enum { REC_RESPONSE = 1, REC_REDACTED = 2, REC_FLAG = 0x40 }; /* REC_FLAG: never a NUL */
+enum { REC_RESPONSE = 1, REC_REDACTED = 2, REC_TRAILER = 4, REC_FLAG = 0x40 }; /* REC_FLAG: never a NUL */
 
 int mesh_hdr_names_add(struct mesh_hdr_names *names, const char *list, const char **why)
 {
@@ -69,13 +69,13 @@ void mesh_hdrcap_free(struct mesh_hdrcap *cap)
     cap->nkind[0] = cap->nkind[1] = 0;
 }
 
-void mesh_hdrcap_offer(const struct mesh_hdr_sel *sel, struct mesh_hdrcap *cap, unsigned response,
+void mesh_hdrcap_offer(const struct mesh_hdr_sel *sel, struct mesh_hdrcap *cap, unsigned kind,
                        const char *name, size_t namelen, const char *value, size_t valuelen)
 {
     static const struct mesh_hdr_names redact_default = {
         .name = {"authorization", "cookie", "set-cookie", "proxy-authorization"}, .n = 4};
     static const struct mesh_hdr_names ours = {.name = {"mesh-src", "mesh-dst"}, .n = 2};
-    response = response != 0;
+    unsigned response = kind != MESH_HDR_REQUEST;
     if (cap->nkind[response] == MESH_EVT_HEADERS_MAX / 2 || namelen == 0 ||
         namelen >= MESH_HDR_NAME_MAX || name[0] == ':' || memchr(name, '\0', namelen) != NULL ||
         names_have(&ours, name, namelen))
@@ -101,13 +101,22 @@ void mesh_hdrcap_offer(const struct mesh_hdr_sel *sel, struct mesh_hdrcap *cap, 
     char *at;
     if (mesh_buf_append_space(&cap->recs, 1 + namelen + 1 + valuelen + 1, &at) != 0)
         return;
-    *at++ = (char)(REC_FLAG | (response ? REC_RESPONSE : 0) | (redacted ? REC_REDACTED : 0));
+    *at++ = (char)(REC_FLAG | (response ? REC_RESPONSE : 0) | (redacted ? REC_REDACTED : 0) |
+                   (kind == MESH_HDR_TRAILER ? REC_TRAILER : 0));
     for (size_t i = 0; i < namelen; i++)
         *at++ = (char)tolower((unsigned char)name[i]);
     *at++ = '\0';
     memcpy(at, value, valuelen);
     at[valuelen] = '\0';
     cap->nkind[response]++;
+}
+
+void mesh_hdrcap_offer_h1(const struct mesh_hdr_sel *sel, struct mesh_hdrcap *cap, unsigned kind,
+                          const char *fields, size_t fields_len)
+{
+    const char *name, *value;
+    for (size_t pos = 0; mesh_h1_field_next(fields, fields_len, &pos, &name, &value);)
+        mesh_hdrcap_offer(sel, cap, kind, name, strlen(name), value, strlen(value));
 }
 
 void mesh_hdrcap_apply(const struct mesh_hdrcap *cap, struct mesh_evt *evt,
@@ -119,6 +128,7 @@ void mesh_hdrcap_apply(const struct mesh_hdrcap *cap, struct mesh_evt *evt,
         struct mesh_header *h = &hs[n];
         h->response = (rec[0] & REC_RESPONSE) != 0;
         h->redacted = (rec[0] & REC_REDACTED) != 0;
+        h->trailer = (rec[0] & REC_TRAILER) != 0;
         h->name = rec + 1;
         const char *value = h->name + strlen(h->name) + 1;
         h->value = h->redacted ? NULL : value;

@@ -570,10 +570,8 @@ static void h1p_req_finish(struct h1p_conn *hc)
         px_src_parse(req->dst_hdr, strlen(req->dst_hdr), dst, sizeof(dst), &evt.dst_labels);
     struct mesh_header hs[MESH_EVT_HEADERS_MAX];
     if (px_hdrcap_on(hc->px)) {
-        const char *name, *value;
-        for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
-            mesh_hdrcap_offer(&hc->px->cfg.headers, &req->hdrs, 0, name, strlen(name), value,
-                              strlen(value));
+        mesh_hdrcap_offer_h1(&hc->px->cfg.headers, &req->hdrs, MESH_HDR_REQUEST, m->fields,
+                             m->fields_len);
         mesh_hdrcap_apply(&req->hdrs, &evt, hs);
     }
     px_tap(hc->conn, req->route, &evt, req->n);
@@ -856,12 +854,9 @@ static void h1p_rsp_head(struct h1p_conn *hc, struct h1p_up *up)
         snprintf(req->dst_hdr, sizeof(req->dst_hdr), "%s", dst);
     /* the response head is gone by the tap (the upstream may be too): its
      * captured headers are kept, the request's join them at the tap */
-    if (px_hdrcap_on(hc->px) && req->hdrs.nkind[1] == 0) {
-        const char *name, *value;
-        for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
-            mesh_hdrcap_offer(&hc->px->cfg.headers, &req->hdrs, 1, name, strlen(name), value,
-                              strlen(value));
-    }
+    if (px_hdrcap_on(hc->px) && req->hdrs.nkind[1] == 0)
+        mesh_hdrcap_offer_h1(&hc->px->cfg.headers, &req->hdrs, MESH_HDR_RESPONSE, m->fields,
+                             m->fields_len);
     if ((m->flags & MESH_H1_F_CLOSE) || (m->version < 11 && !(m->flags & MESH_H1_F_KEEP_ALIVE)) ||
         m->framing == MESH_H1_UNTIL_CLOSE)
         req->up_reusable = 0;
@@ -925,6 +920,9 @@ static void h1p_rsp_feed(struct h1p_conn *hc, struct h1p_up *up, const uint8_t *
             h1p_rsp_body(hc, up->parser.body, up->parser.body_len);
             break;
         case MESH_H1_TRAILERS:
+            if (px_hdrcap_on(hc->px))
+                mesh_hdrcap_offer_h1(&hc->px->cfg.headers, &req->hdrs, MESH_HDR_TRAILER,
+                                     up->parser.msg.trailers, up->parser.msg.trailers_len);
             if (req->rsp_chunked_out) {
                 const struct mesh_h1_msg *m = &up->parser.msg;
                 if (h1p_put(&hc->out, "0\r\n", 3) != 0 ||

@@ -181,15 +181,13 @@ static int grow_ring(struct h1dec *dec)
     return 0;
 }
 
-/* --tap-header: the fields of a request (|response| 0) or final response head. */
-static void offer_fields(const struct h1dec *dec, struct h1x *x, const struct mesh_h1_msg *m,
-                         unsigned response)
+/* --tap-header: the fields of a request head, a final response head or the
+ * response's trailers (|kind|, MESH_HDR_*). */
+static void offer_fields(const struct h1dec *dec, struct h1x *x, const char *fields,
+                         size_t fields_len, unsigned kind)
 {
-    if (!mesh_hdr_sel_on(dec->hdrs))
-        return;
-    const char *name, *value;
-    for (size_t pos = 0; mesh_h1_field_next(m->fields, m->fields_len, &pos, &name, &value);)
-        mesh_hdrcap_offer(dec->hdrs, &x->hdrs, response, name, strlen(name), value, strlen(value));
+    if (mesh_hdr_sel_on(dec->hdrs))
+        mesh_hdrcap_offer_h1(dec->hdrs, &x->hdrs, kind, fields, fields_len);
 }
 
 static int on_request(struct h1dec *dec, struct h1side *side, const char **desc)
@@ -216,7 +214,7 @@ static int on_request(struct h1dec *dec, struct h1side *side, const char **desc)
         return rv;
     }
     mesh_hdrcap_reset(&x->hdrs);
-    offer_fields(dec, x, m, 0);
+    offer_fields(dec, x, m->fields, m->fields_len, MESH_HDR_REQUEST);
     x->ts_us = side->begin_ts;
     x->seq = side->begin_seq;
     x->bytes[0] = x->bytes[1] = 0;
@@ -326,7 +324,7 @@ static int on_response(struct h1dec *dec, struct h1side *side, uint64_t seq)
     if (!x->emitted) {
         x->status = status;
         x->latency_us = (int64_t)(side->begin_ts - x->ts_us);
-        offer_fields(dec, x, &p->msg, 1);
+        offer_fields(dec, x, p->msg.fields, p->msg.fields_len, MESH_HDR_RESPONSE);
     }
     if (stream == dec->upgrade) {
         dec->upgrade = 0;
@@ -423,6 +421,9 @@ static int feed(struct h1dec *dec, int dir, const uint8_t *buf, size_t len, uint
                 slot(dec, side->cur)->bytes[dir] += p->body_len;
             break;
         case MESH_H1_TRAILERS:
+            if (dir == MESH_S2C && side->cur != 0)
+                offer_fields(dec, slot(dec, side->cur), p->msg.trailers, p->msg.trailers_len,
+                             MESH_HDR_TRAILER);
             break;
         case MESH_H1_END:
             on_end(dec, dir, ts_us);

@@ -651,8 +651,8 @@ static void block_field(struct h2c *conn, int dir, int field, const uint8_t *val
 }
 
 /* --tap-header: a field of the current block, kept when it belongs to a
- * request or to a final response head (:status comes first, so it is known
- * by now); a later block of the same response is its trailers. */
+ * request, to a final response head (:status comes first, so it is known by
+ * now) or to the trailers (a block after the final head, without :status). */
 static void block_header(struct h2c *conn, int dir, const nghttp2_nv *nv)
 {
     struct h2_dir *d = &conn->dir[dir];
@@ -661,10 +661,17 @@ static void block_header(struct h2c *conn, int dir, const nghttp2_nv *nv)
     struct h2s *s = stream_find(conn, d->blk_target);
     if (s == NULL)
         return;
-    if (d->role == ROLE_RESPONSE && (s->rsp_final || d->blk_status < 200))
-        return;
-    mesh_hdrcap_offer(conn->hdrs, &s->hdrs, d->role == ROLE_RESPONSE, (const char *)nv->name,
-                      nv->namelen, (const char *)nv->value, nv->valuelen);
+    unsigned kind = MESH_HDR_REQUEST;
+    if (d->role == ROLE_RESPONSE) {
+        if (s->rsp_final && d->blk_status < 0)
+            kind = MESH_HDR_TRAILER;
+        else if (!s->rsp_final && d->blk_status >= 200)
+            kind = MESH_HDR_RESPONSE;
+        else
+            return; /* an interim response's */
+    }
+    mesh_hdrcap_offer(conn->hdrs, &s->hdrs, kind, (const char *)nv->name, nv->namelen,
+                      (const char *)nv->value, nv->valuelen);
 }
 
 /* ---- the memo of the last header block (struct h2_memo) ---- */

@@ -308,7 +308,7 @@ static int pb_label(struct arena *a, struct pbr *r, struct mesh_labels *l)
     return 0;
 }
 
-/* One Header (name = 1, value = 2, redacted = 3) of a TapEvent's headers
+/* One Header (name = 1, value = 2, redacted = 3, trailer = 4) of a TapEvent's headers
  * (21) or response_headers (22) into |e|'s: live only (Watch), never
  * stored. Past MESH_EVT_HEADERS_MAX, and without a name, a header is checked
  * and skipped, as mesh_evt_from_pb(). */
@@ -317,14 +317,14 @@ static int pb_header(struct arena *a, struct pbr *r, struct mesh_evt *e, unsigne
     struct pbr name = {NULL, NULL}, value = {NULL, NULL};
     uint32_t field;
     unsigned wire;
-    uint64_t redacted = 0;
+    uint64_t redacted = 0, trailer = 0;
     int more;
     while ((more = pb_tag(r, &field, &wire)) > 0) {
         if (field == 1 || field == 2) {
             if (wire != 2 || pb_bytes(r, field == 1 ? &name : &value) != 0)
                 return -1;
-        } else if (field == 3) {
-            if (wire != 0 || pb_varint(r, &redacted) != 0)
+        } else if (field == 3 || field == 4) {
+            if (wire != 0 || pb_varint(r, field == 3 ? &redacted : &trailer) != 0)
                 return -1;
         } else if (pb_skip(r, wire) != 0) {
             return -1;
@@ -341,6 +341,7 @@ static int pb_header(struct arena *a, struct pbr *r, struct mesh_evt *e, unsigne
     h += e->nheaders;
     h->redacted = redacted != 0;
     h->response = response;
+    h->trailer = response && trailer != 0;
     h->value = NULL;
     if ((h->name = pb_str(a, &name)) == NULL ||
         (!h->redacted && value.p != NULL && (h->value = pb_str(a, &value)) == NULL))

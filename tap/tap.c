@@ -95,7 +95,7 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
         fprintf(out, "rsp id=%s proxy=%s src=%s dst=%s :status=%d latency=%s", id, dir, src,
                 dst, e->status, mesh_fmt_latency(lat, sizeof(lat), e->latency_us));
         for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
-            if (e->headers[i].response)
+            if (e->headers[i].response && !e->headers[i].trailer)
                 print_header(out, &e->headers[i]);
         fputc('\n', out);
     }
@@ -106,9 +106,13 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
         fprintf(out, " reset-error=%lld", (long long)e->reset);
     if (e->error)
         fprintf(out, " error=\"%s\"", e->error);
-    fprintf(out, " duration=%s response-length=%lluB\n",
+    fprintf(out, " duration=%s response-length=%lluB",
             mesh_fmt_latency(dur, sizeof(dur), e->duration_us),
             (unsigned long long)e->rsp_bytes);
+    for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
+        if (e->headers[i].trailer)
+            print_header(out, &e->headers[i]); /* the end of the response: its trailers */
+    fputc('\n', out);
 }
 
 /* --- the live screen ------------------------------------------------------------------------ */

@@ -62,14 +62,15 @@ static int test_failed_, test_checks_, test_fns_failed_, test_fns_passed_;
 
 #ifdef MESH_EVT_H
 /* The captured headers of |e| as "q:name=value s:name=<redacted> ..." (q: the
- * request's, s: the response's), for comparing with one string. */
+ * request's, s: the response's, t: its trailers), for comparing with one
+ * string. */
 static inline const char *test_hdrs_str(const struct mesh_evt *e, char *out, size_t len)
 {
     size_t n = 0;
     out[0] = '\0';
     for (size_t i = 0; i < e->nheaders && n < len; i++) {
         const struct mesh_header *h = &e->headers[i];
-        n += (size_t)snprintf(out + n, len - n, "%s%c:%s=%s", i ? " " : "", h->response ? 's' : 'q',
+        n += (size_t)snprintf(out + n, len - n, "%s%c:%s=%s", i ? " " : "", h->trailer ? 't' : h->response ? 's' : 'q',
                               h->name, h->redacted ? "<redacted>" : h->value);
     }
     return out;

@@ -142,10 +142,10 @@ function tapRow(m) {
                   e.grpc_status !== undefined ? "grpc " + e.grpc_status : null,
                   e.error ? e.error : null, e.reset !== undefined ? "reset " + e.reset : null].filter(Boolean).join(" ");
   const t = new Date(e.ts / 1000);
-  // request and response headers the proxy captured (mesh-proxy --tap-header), on hover
+  // request and response headers and trailers the proxy captured (mesh-proxy --tap-header), on hover
   const hdr = (h, side) => side + h.name + ": " + (h.redacted ? "(redacted)" : h.value || "");
   const headers = (e.headers || []).map(h => hdr(h, "")).concat(
-    (e.response_headers || []).map(h => hdr(h, "response "))).join("\n");
+    (e.response_headers || []).map(h => hdr(h, h.trailer ? "trailer " : "response "))).join("\n");
   const tr = el("tr", { class: m.failed ? "failing" : null, title: headers || null });
   [m.failed ? "!" : "", t.toLocaleTimeString() + "." + String(t.getMilliseconds()).padStart(3, "0"),
    e.proxy_direction === "outbound" ? "out" : e.proxy_direction === "inbound" ? "in" : e.proxy_direction || "",

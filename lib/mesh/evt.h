@@ -26,10 +26,11 @@ struct mesh_labels {
 /* A captured header (mesh-proxy --tap-header): lower-case name, and its
  * value unless the header is on the redaction list (then value is NULL and
  * redacted is 1); |response|: of the final response, else of the request
- * (TapEvent headers / response_headers). */
+ * (TapEvent headers / response_headers); |trailer| (with |response|): one of
+ * the response's trailers, not its head. */
 struct mesh_header {
     const char *name, *value;
-    unsigned redacted : 1, response : 1;
+    unsigned redacted : 1, response : 1, trailer : 1;
 };
 /* At most this many per event, requests' and responses' together (a proxy
  * captures up to 16 of each): decoders ignore more. */

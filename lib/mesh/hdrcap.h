@@ -1,7 +1,8 @@
 /* mesh/hdrcap.h — which headers a tap event carries, and their capture.
  *
  * DESIGN.md "The tap event": an event carries the request and final
- * response headers named by --tap-header, none by default. A header on the
+ * response headers, and the response's trailers, named by --tap-header,
+ * none by default. A header on the
  * redaction list (authorization, cookie, set-cookie, proxy-authorization,
  * and --redact-header's) goes by name only, marked redacted: its value is
  * never kept. Pseudo-headers, mesh-src and mesh-dst are not kept (they are
@@ -52,11 +53,17 @@ struct mesh_hdrcap {
 };
 void mesh_hdrcap_reset(struct mesh_hdrcap *cap);
 void mesh_hdrcap_free(struct mesh_hdrcap *cap);
-/* Keeps the field if |sel| asks for it. |response|: a field of the final
- * response head, else of the request's. A field that finds no memory is
- * lost, never the event. */
-void mesh_hdrcap_offer(const struct mesh_hdr_sel *sel, struct mesh_hdrcap *cap, unsigned response,
+/* Where a field comes from. Trailers count with the response's fields. */
+enum { MESH_HDR_REQUEST = 0, MESH_HDR_RESPONSE = 1, MESH_HDR_TRAILER = 2 };
+/* Keeps the field (of |kind|, MESH_HDR_*: the request head, the final
+ * response head, or the response's trailers) if |sel| asks for it. A field
+ * that finds no memory is lost, never the event. */
+void mesh_hdrcap_offer(const struct mesh_hdr_sel *sel, struct mesh_hdrcap *cap, unsigned kind,
                        const char *name, size_t namelen, const char *value, size_t valuelen);
+/* mesh_hdrcap_offer() for each of HTTP/1 fields ("name\0value\0"…, as
+ * struct mesh_h1_msg holds them). */
+void mesh_hdrcap_offer_h1(const struct mesh_hdr_sel *sel, struct mesh_hdrcap *cap, unsigned kind,
+                          const char *fields, size_t fields_len);
 /* Points |evt| at what |cap| holds, through |hs|; both must outlive the
  * event's use. */
 void mesh_hdrcap_apply(const struct mesh_hdrcap *cap, struct mesh_evt *evt,

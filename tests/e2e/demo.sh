@@ -105,6 +105,9 @@ line=$(doughnut)
 # the sidecars capture user-agent (--tap-header): web's gRPC client's, on the event
 grep -q '"headers":\[{"name":"user-agent","value":"mesh-grpc/0.1"}\]' <<< "$line" &&
     ok "the event carries the captured user-agent header (mesh-grpc/0.1)" || bad "no user-agent header: $line"
+# ... and voting's grpc-message, why it failed
+grep -q '"response_headers":\[{"name":"grpc-message","value":"ERROR"' <<< "$line" &&
+    ok "the event carries voting's grpc-message (ERROR)" || bad "no grpc-message: $line"
 
 out=$("$MESH" top deploy/voting 2>&1)
 grep -q 'VoteDoughnut .* 0\.00%$' <<< "$out" && ok "top deploy/voting: $(grep VoteDoughnut <<< "$out" | tr -s ' ')" ||

@@ -105,7 +105,7 @@ timeout 20 "$MESH" replay -q "$pcap" --collector 127.0.0.1:$port > /dev/null 2> 
 MESH_TOKEN_FILE=$WORK/token "$MESH" stat deploy -A --collector 127.0.0.1:$port > "$WORK/stat1.out" 2>&1 &&
     ! grep -q UNAUTHENTICATED "$WORK/stat1.out" && ok "stat with MESH_TOKEN_FILE: exit 0, $(head -1 "$WORK/stat1.out")" || bad "stat with a token: $(cat "$WORK/stat1.out")"
 
-start_peer OK h1-cookie || exit 1 # answers with Set-Cookie: sid=peer-cookie-7f3a91
+start_peer OK h1-cookie || exit 1 # answers with Set-Cookie: sid=peer-cookie-7f3a91, and a trailer
 start_proxy noauth --outbound 127.0.0.1:0 --admin off --drain-timeout 1s --route "*=127.0.0.1:$OK" --collector 127.0.0.1:$port || exit 1
 pno=$pout
 MESH_TOKEN_FILE=$WORK/token start_proxy auth --outbound 127.0.0.1:0 --admin off --route "*=127.0.0.1:$OK" \
@@ -145,9 +145,10 @@ for e in events:
         rs = {h["name"]: h for h in e.get("response_headers", [])}
         assert rs.get("x-served-by", {}).get("value") == "faultpeer", f"response: {rs}"
         assert rs.get("set-cookie") == {"name": "set-cookie", "redacted": True}, f"response: {rs}"
+        assert rs.get("x-checksum") == {"name": "x-checksum", "value": "peer-sum-ok", "trailer": True}, f"trailer: {rs}"
 print(f"{len(events)} events, headers e.g. {sorted(hs)}, response headers e.g. {sorted(rs)}")
 PY
-[ $? = 0 ] && ok "--tap-header '*': $(cat "$WORK/tap.check"); x-trace's and x-served-by's values shown; authorization, cookie, proxy-authorization, --redact-header x-api-key and the response's set-cookie by name only" ||
+[ $? = 0 ] && ok "--tap-header '*': $(cat "$WORK/tap.check"); x-trace's and x-served-by's values and the x-checksum trailer shown; authorization, cookie, proxy-authorization, --redact-header x-api-key and the response's set-cookie by name only" ||
     bad "mesh tap -o json: $(tail -3 "$WORK/tap.check") $(head -c 300 "$WORK/tap.err")"
 leaks=0
 for s in "${SECRETS[@]}"; do

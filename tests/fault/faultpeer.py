@@ -5,7 +5,8 @@ written by hand so they fail exactly when and how a test asks.
 Servers (print their port on the first line of stdout, then serve until killed):
   faultpeer.py serve h1-ok          200 + "ok\\n" to every request (keep-alive)
   faultpeer.py serve h1-cookie      the same with Set-Cookie: sid=peer-cookie-7f3a91 and
-                                    X-Served-By: faultpeer
+                                    X-Served-By: faultpeer, chunked, with the trailer
+                                    X-Checksum: peer-sum-ok
   faultpeer.py serve h1-reset-mid   200, Content-Length 1 MB, 16 KiB of it, then RST
   faultpeer.py serve h1-silent      reads the request, never answers
   faultpeer.py serve h1-big         200, Content-Length 64 MiB, written until the peer leaves
@@ -138,7 +139,8 @@ def h1_server(conn, mode):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
         elif mode == "h1-cookie":
             conn.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=peer-cookie-7f3a91\r\n"
-                         b"X-Served-By: faultpeer\r\nContent-Length: 3\r\n\r\nok\n")
+                         b"X-Served-By: faultpeer\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+                         b"3\r\nok\n\r\n0\r\nX-Checksum: peer-sum-ok\r\n\r\n")
         elif mode == "h1-reset-mid":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 16384)
             time.sleep(0.05)

@@ -102,7 +102,7 @@ start_proxy pxa --max-header-bytes 16384 \
     --route "goaway1.test=127.0.0.1:$GA1_PORT" --route "down.test=127.0.0.1:$DEAD_PORT"
 PA=$PORT
 if [ -n "$EMOJI" ]; then
-    start_proxy pxb --route "*=127.0.0.1:$EPORT"
+    start_proxy pxb --route "*=127.0.0.1:$EPORT" --tap-header grpc-status,grpc-message
     PB=$PORT
 fi
 URL=http://127.0.0.1:$PA
@@ -135,7 +135,30 @@ fail=$((fail + $(grep -c '^FAIL ' "$WORK/grpc.out")))
 
 if [ -n "$EMOJI" ]; then
     timeout 60 "$PY" "$SHARED/tools/emojigrpc.py" client "127.0.0.1:$EPORT" 300 7 > "$WORK/emoji.direct" 2>&1
+    timeout 60 "$MESH" tap deploy/pxb -n test --collector "127.0.0.1:$port" -o json > "$WORK/tap.json" 2> "$WORK/tap.err" &
+    tpid=$!
+    sleep 1 # the Watch is open
     timeout 60 "$PY" "$SHARED/tools/emojigrpc.py" client "127.0.0.1:$PB" 300 7 > "$WORK/emoji.proxy" 2>&1
+    for _ in $(seq 50); do [ "$(wc -l < "$WORK/tap.json")" -ge 300 ] && break; sleep 0.1; done
+    kill $tpid 2> /dev/null; wait $tpid 2> /dev/null
+    # --tap-header grpc-status,grpc-message: the trailers of the calls that sent
+    # messages, the head of a trailers-only answer (VoteDoughnut's)
+    "$PY" - "$WORK/tap.json" > "$WORK/tap.check" 2>&1 << 'PY'
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+assert len(events) >= 300, f"{len(events)} events on the tap"
+ok = [e for e in events if e.get("grpc_status") == 0]
+trailed = [e for e in ok if {"name": "grpc-status", "value": "0", "trailer": True} in e.get("response_headers", [])]
+assert ok and len(trailed) == len(ok), f"{len(trailed)} of {len(ok)} OK calls with a grpc-status trailer"
+bad = [e for e in events if e["path"].endswith("VoteDoughnut")]
+assert bad, "no VoteDoughnut"
+for e in bad:
+    rs = {h["name"]: h for h in e.get("response_headers", [])}
+    assert rs.get("grpc-status", {}).get("value") == "2" and "grpc-message" in rs, f"VoteDoughnut: {rs}"
+print(f"{len(trailed)} OK calls with grpc-status 0 in their trailers; {len(bad)} VoteDoughnut with grpc-status 2 "
+      f"and grpc-message {rs['grpc-message'].get('value')!r}{' (trailer)' if rs['grpc-message'].get('trailer') else ''}")
+PY
+    [ $? = 0 ] && ok "tap --tap-header grpc-status,grpc-message: $(cat "$WORK/tap.check")" || bad "tap trailers: $(tail -3 "$WORK/tap.check")"
     if cmp -s "$WORK/emoji.direct" "$WORK/emoji.proxy" && [ -s "$WORK/emoji.proxy" ]; then
         ok "emojivoto: 300 calls through the proxy return what they return directly"
     else

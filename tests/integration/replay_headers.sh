@@ -1,9 +1,9 @@
 #!/bin/bash
 # Headers from captures (`mesh replay --tap-header`, `mesh tap --pcap
 # --tap-header`): for every shared capture with tshark's reading (.expect),
-# each exchange's user-agent and final response content-type must be what
-# tshark reads (tests/tools/headers_truth.py), as recorded and after
-# mangle.py reorders and duplicates packets. --redact-header keeps names
+# each exchange's user-agent, final response content-type and grpc-status
+# trailer must be what tshark reads (tests/tools/headers_truth.py), as
+# recorded and after mangle.py reorders and duplicates packets. --redact-header keeps names
 # only; with --collector they reach a live tap, never the store; bad header
 # options are one-line usage errors.
 # Usage: replay_headers.sh BUILD_DIR SOURCE_DIR SHARED_DIR
@@ -15,10 +15,10 @@ TRUTH=$SRC/tests/tools/headers_truth.py
 H2PORTS="18080 18082" # the emojivoto captures' gRPC and h2c servers
 
 check() { # LABEL PCAP TRUTH_FILE
-    if ! "$MESH" replay -q -o json "$2" --tap-header user-agent,content-type > "$WORK/out.json" 2> "$WORK/err"; then
+    if ! "$MESH" replay -q -o json "$2" --tap-header user-agent,content-type,grpc-status > "$WORK/out.json" 2> "$WORK/err"; then
         bad "$1: mesh replay exited $?: $(cat "$WORK/err")"; return
     fi
-    python3 "$TRUTH" mesh user-agent content-type < "$WORK/out.json" > "$WORK/got"
+    python3 "$TRUTH" mesh user-agent content-type grpc-status < "$WORK/out.json" > "$WORK/got"
     cmp_rows "$1" "$3" "$WORK/got"
 }
 
@@ -26,7 +26,7 @@ for expect in "$SHARED"/corpus/*/*.expect; do
     pcap=${expect%.expect}.pcap
     name=$(basename "$(dirname "$pcap")")/$(basename "$pcap" .pcap)
     # shellcheck disable=SC2086
-    python3 "$TRUTH" tshark "$pcap" user-agent content-type $H2PORTS > "$WORK/truth"
+    python3 "$TRUTH" tshark "$pcap" user-agent content-type grpc-status $H2PORTS > "$WORK/truth"
     grep -q "user-agent=[^-]" "$WORK/truth" || bad "$name: tshark read no user-agent"
     check "$name" "$pcap" "$WORK/truth"
     python3 "$SHARED/tools/mangle.py" "$pcap" "$WORK/mangled.pcap" both 1
@@ -63,17 +63,18 @@ start_collector
 timeout 30 "$MESH" tap --collector "127.0.0.1:$port" -o json > "$WORK/live.json" 2> "$WORK/live.err" &
 tpid=$!
 for _ in $(seq 20); do # until the tap's Watch is in place and sees a replay
-    "$MESH" replay -q "$GRPC" --collector "127.0.0.1:$port" --tap-header user-agent || bad "replay --collector exit $?"
+    "$MESH" replay -q "$GRPC" --collector "127.0.0.1:$port" --tap-header user-agent,grpc-status || bad "replay --collector exit $?"
     grep -q '"name":"user-agent","value":"grpc-python' "$WORK/live.json" && break
     sleep 0.25
 done
 kill $tpid 2>/dev/null; wait $tpid 2>/dev/null
 with=$(grep -c '"name":"user-agent","value":"grpc-python' "$WORK/live.json")
+trailers=$(grep -c '"name":"grpc-status","value":"0","trailer":true' "$WORK/live.json")
 stored=$(sqlite3 "$WORK/mesh.db" 'select count(*) from events' 2>/dev/null || echo 0)
-if [ "$with" -gt 0 ] && [ "$stored" -gt 0 ] && ! grep -qaF grpc-python "$WORK"/mesh.db*; then
-    ok "replay --collector --tap-header: $with events with user-agent on a live tap; none in the store's $stored events"
+if [ "$with" -gt 0 ] && [ "$trailers" -gt 0 ] && [ "$stored" -gt 0 ] && ! grep -qaF grpc-python "$WORK"/mesh.db*; then
+    ok "replay --collector --tap-header: on a live tap $with events with user-agent, $trailers with a grpc-status trailer; none in the store's $stored events"
 else
-    bad "replay --collector: $with events with user-agent on the tap, $stored stored, grpc-python in the store: $(grep -caF grpc-python "$WORK"/mesh.db* | tr '\n' ' ')"
+    bad "replay --collector: $with events with user-agent and $trailers with a trailer on the tap, $stored stored, grpc-python in the store: $(grep -caF grpc-python "$WORK"/mesh.db* | tr '\n' ' ')"
 fi
 
 # bad options: exit 2, one line naming the option

@@ -1,16 +1,18 @@
 #!/usr/bin/python3
-"""Per exchange, the value of one request header and one final-response
-header, as rows "method<TAB>path<TAB>REQ=value<TAB>RSP=value" ('-' where
-absent; multiset order), for ../shared/tools/cmp.py:
+"""Per exchange, the value of one request header, one final-response header
+and one trailer, as rows "method<TAB>path<TAB>REQ=value<TAB>RSP=value<TAB>
+TRL=value" ('-' where absent; multiset order), for ../shared/tools/cmp.py:
 
-  headers_truth.py tshark PCAP REQ RSP [H2PORT ...]   what tshark reads
-  headers_truth.py mesh REQ RSP < EVENTS.jsonl        what mesh's JSON events carry
+  headers_truth.py tshark PCAP REQ RSP TRL [H2PORT ...]   what tshark reads
+  headers_truth.py mesh REQ RSP TRL < EVENTS.jsonl        what mesh's JSON events carry
 
 tshark's side: HTTP/1.x from the http dissector's raw header lines, the
 request paired with its final (non-1xx) response by http.request_in;
 HTTP/2 from the http2 dissector (PORTs decoded as cleartext HTTP/2), per TCP
 stream and stream id: the request's HEADERS and the first final response
-HEADERS (later ones are trailers). Only exchanges tshark saw a request for.
+HEADERS, and a later HEADERS without :status (the trailers; HTTP/2 only:
+tshark's http dissector does not list HTTP/1 trailer fields, so TRL is '-'
+there). Only exchanges tshark saw a request for.
 """
 import json
 import subprocess
@@ -42,7 +44,7 @@ def line_fields(lines):
     return got
 
 
-def h1(pcap, ports, req_name, rsp_name):
+def h1(pcap, ports, req_name, rsp_name, trl_name):
     reqs, order = {}, []
     for pkt in tshark(pcap, ports, "http.request or http.response"):
         L = pkt["_source"]["layers"]
@@ -62,10 +64,10 @@ def h1(pcap, ports, req_name, rsp_name):
                     r["s"] = line_fields(h.get("http.response.line")).get(rsp_name, "-")
     for fr in order:
         r = reqs[fr]
-        yield r["method"], r["path"], r["q"], r["s"]
+        yield r["method"], r["path"], r["q"], r["s"], "-"
 
 
-def h2(pcap, ports, req_name, rsp_name):
+def h2(pcap, ports, req_name, rsp_name, trl_name):
     streams, order = {}, []
     for pkt in tshark(pcap, ports, "http2.type==1"):
         L = pkt["_source"]["layers"]
@@ -80,34 +82,37 @@ def h2(pcap, ports, req_name, rsp_name):
                 key = (tcp, st["http2.streamid"])
                 if ":method" in fields and key not in streams:
                     streams[key] = {"method": fields[":method"], "path": fields.get(":path", "-"),
-                                    "q": fields.get(req_name, "-"), "s": None}
+                                    "q": fields.get(req_name, "-"), "s": None, "t": "-"}
                     order.append(key)
                 elif ":status" in fields and key in streams and streams[key]["s"] is None and \
                         not fields[":status"].startswith("1"):
                     streams[key]["s"] = fields.get(rsp_name, "-")
+                elif ":status" not in fields and key in streams and streams[key]["s"] is not None:
+                    streams[key]["t"] = fields.get(trl_name, "-")
     for key in order:
         r = streams[key]
-        yield r["method"], r["path"], r["q"], r["s"] or "-"
+        yield r["method"], r["path"], r["q"], r["s"] or "-", r["t"]
 
 
-def mesh(req_name, rsp_name):
+def mesh(req_name, rsp_name, trl_name):
     for line in sys.stdin:
         e = json.loads(line)
+        rsp = e.get("response_headers", [])
         q = next((h.get("value", "<redacted>") for h in e.get("headers", []) if h["name"] == req_name), "-")
-        s = next((h.get("value", "<redacted>") for h in e.get("response_headers", [])
-                  if h["name"] == rsp_name), "-")
-        yield e.get("method", "-"), e.get("path", "-"), q, s
+        s = next((h.get("value", "<redacted>") for h in rsp if h["name"] == rsp_name and not h.get("trailer")), "-")
+        t = next((h.get("value", "<redacted>") for h in rsp if h["name"] == trl_name and h.get("trailer")), "-")
+        yield e.get("method", "-"), e.get("path", "-"), q, s, t
 
 
 def main():
     if sys.argv[1] == "tshark":
-        pcap, req_name, rsp_name, ports = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
-        rows = list(h1(pcap, ports, req_name, rsp_name)) + list(h2(pcap, ports, req_name, rsp_name))
+        pcap, names, ports = sys.argv[2], sys.argv[3:6], sys.argv[6:]
+        rows = list(h1(pcap, ports, *names)) + list(h2(pcap, ports, *names))
     else:
-        req_name, rsp_name = sys.argv[2], sys.argv[3]
-        rows = mesh(req_name, rsp_name)
-    for m, p, q, s in rows:
-        print("\t".join([m, p, req_name + "=" + q, rsp_name + "=" + s]))
+        names = sys.argv[2:5]
+        rows = mesh(*names)
+    for m, p, q, s, t in rows:
+        print("\t".join([m, p, names[0] + "=" + q, names[1] + "=" + s, names[2] + "=" + t]))
 
 
 if __name__ == "__main__":

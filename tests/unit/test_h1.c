@@ -588,8 +588,8 @@ static void test_100_continue(void)
     run_free(&r);
 }
 
-/* --tap-header: the request's and the final response's fields, never an
- * interim response's or the trailers; redacted by name; each exchange its
+/* --tap-header: the request's and the final response's fields and the
+ * response's trailers, never an interim response's; redacted by name; each exchange its
  * own, across the ring's growth (more than H1_RING_MIN pipelined). */
 static void test_headers(void)
 {
@@ -611,7 +611,7 @@ static void test_headers(void)
     for (int i = 1; i <= 6; i++) {
         int n = i == 6 ? snprintf(rsp, sizeof(rsp),
                                   "HTTP/1.1 200 OK\r\nX-Resp: r%d\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                  "1\r\nz\r\n0\r\nX-Trailer: no\r\n\r\n", i)
+                                  "1\r\nz\r\n0\r\nX-Trailer: t%d\r\n\r\n", i, i)
                        : snprintf(rsp, sizeof(rsp),
                                   "HTTP/1.1 200 OK\r\nSet-Cookie: s=%d\r\nX-Resp: r%d\r\nX-Key: k\r\n"
                                   "Content-Length: 0\r\n\r\n", i, i);
@@ -626,7 +626,7 @@ static void test_headers(void)
                      "q:user-agent=ua/%d q:cookie=<redacted> s:set-cookie=<redacted> s:x-resp=r%d "
                      "s:x-key=<redacted>", i + 1, i + 1);
         else
-            snprintf(want, sizeof(want), "q:user-agent=ua/6 q:cookie=<redacted> s:x-resp=r6");
+            snprintf(want, sizeof(want), "q:user-agent=ua/6 q:cookie=<redacted> s:x-resp=r6 t:x-trailer=t6");
         CHECK_EQ_STR(test_hdrs_str(&r.evts[i].evt, buf, sizeof(buf)), want);
     }
     run_free(&r);

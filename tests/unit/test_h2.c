@@ -798,8 +798,8 @@ static void test_informational(void)
     link_free(&l);
 }
 
-/* --tap-header: the request's and the final response head's fields, not an
- * interim response's nor the trailers; redacted by name; the same whether
+/* --tap-header: the request's and the final response head's fields and the
+ * trailers, not an interim response's; redacted by name; the same whether
  * blocks come whole (the memo is not used then) or a byte at a time, and
  * the other fields the same as without capture. */
 static void test_headers(void)
@@ -830,7 +830,8 @@ static void test_headers(void)
 
     static const char want_get[] = "q:user-agent=grpc-python/1.51 q:x-key=<redacted> "
                                    "s:set-cookie=<redacted> s:x-resp=r";
-    static const char want_grpc[] = "q:content-type=application/grpc s:content-type=application/grpc";
+    static const char want_grpc[] = "q:content-type=application/grpc s:content-type=application/grpc "
+                                    "t:grpc-status=2 t:grpc-message=msg";
     char buf[512];
     for (size_t chunk = 0; chunk <= 1; chunk++) {
         struct how how = {0, chunk, 0, &sel};

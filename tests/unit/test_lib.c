@@ -137,17 +137,18 @@ static void test_evt_pb_roundtrip(void)
 
     /* captured headers: a redacted one travels without its value; the
      * response's come after the request's */
-    struct mesh_header hs[3] = {{"set-cookie", "id=s3cret", 1, 1},
-                                {"user-agent", "curl/7.88.1", 0, 0},
-                                {"authorization", "Bearer s3cret", 1, 0}};
+    struct mesh_header hs[4] = {{"set-cookie", "id=s3cret", 1, 1, 0},
+                                {"user-agent", "curl/7.88.1", 0, 0, 0},
+                                {"authorization", "Bearer s3cret", 1, 0, 0},
+                                {"grpc-message", "no doughnut", 0, 1, 1}};
     e.headers = hs;
-    e.nheaders = 3;
+    e.nheaders = 4;
     mesh_buf_reset(&b);
     CHECK_EQ_INT(mesh_evt_pack(&e, &b), 0);
     CHECK(memmem(b.data, b.len, "s3cret", 6) == NULL);
     CHECK_EQ_INT(mesh_evt_unpack((const uint8_t *)b.data, b.len, &pb, &back), 0);
-    CHECK_EQ_INT(back.nheaders, 3);
-    if (back.nheaders == 3) {
+    CHECK_EQ_INT(back.nheaders, 4);
+    if (back.nheaders == 4) {
         CHECK_EQ_STR(back.headers[0].name, "user-agent");
         CHECK_EQ_STR(back.headers[0].value, "curl/7.88.1");
         CHECK_EQ_INT(back.headers[0].redacted, 0);
@@ -158,17 +159,23 @@ static void test_evt_pb_roundtrip(void)
         CHECK_EQ_STR(back.headers[2].name, "set-cookie");
         CHECK_EQ_INT(back.headers[2].response, 1);
         CHECK_EQ_INT(back.headers[2].redacted, 1);
+        CHECK_EQ_INT(back.headers[2].trailer, 0);
+        CHECK_EQ_STR(back.headers[3].name, "grpc-message");
+        CHECK_EQ_INT(back.headers[3].response, 1);
+        CHECK_EQ_INT(back.headers[3].trailer, 1);
     }
     struct mesh_buf j;
     mesh_buf_init(&j, 1u << 16);
     CHECK_EQ_INT(mesh_evt_to_json(&back, &j), 0);
     CHECK(strstr(j.data, "\"headers\":[{\"name\":\"user-agent\",\"value\":\"curl/7.88.1\"},"
                          "{\"name\":\"authorization\",\"redacted\":true}],"
-                         "\"response_headers\":[{\"name\":\"set-cookie\",\"redacted\":true}]") != NULL);
+                         "\"response_headers\":[{\"name\":\"set-cookie\",\"redacted\":true},"
+                         "{\"name\":\"grpc-message\",\"value\":\"no doughnut\",\"trailer\":true}]") != NULL);
     struct mesh_evt_copy copy;
     CHECK_EQ_INT(mesh_evt_copy(&copy, &back), 0);
     mesh_evt_pb_free(&pb); /* the copy owns its strings */
-    CHECK_EQ_INT(copy.evt.nheaders, 3);
+    CHECK_EQ_INT(copy.evt.nheaders, 4);
+    CHECK_EQ_INT(copy.evt.headers[3].trailer, 1);
     CHECK_EQ_STR(copy.evt.headers[0].value, "curl/7.88.1");
     CHECK_EQ_STR(copy.evt.headers[1].name, "authorization");
     CHECK(copy.evt.headers[1].value == NULL);
@@ -236,6 +243,7 @@ static void test_evt_pb_hand_encoder(void)
             hs[k].value = pool[PICK(10)];
             hs[k].redacted = PICK(3) == 0;
             hs[k].response = PICK(2);
+            hs[k].trailer = PICK(3) == 0; /* sent only with response */
         }
         e.headers = e.nheaders ? hs : NULL;
         mesh_buf_reset(&a);
@@ -400,12 +408,14 @@ static void test_header_capture(void)
         mesh_hdrcap_offer(&sel, &cap, 0, fields[i][0], strlen(fields[i][0]), fields[i][1],
                           fields[i][1] == longv ? sizeof(longv) : strlen(fields[i][1]));
     mesh_hdrcap_offer(&sel, &cap, 1, "x-key", 5, "k3y", 3); /* a response's, redacted too */
+    mesh_hdrcap_offer(&sel, &cap, MESH_HDR_TRAILER, "x-request-id", 12, "t", 1); /* a trailer */
     struct mesh_evt evt;
     struct mesh_header hs[MESH_EVT_HEADERS_MAX];
     mesh_evt_init(&evt);
     mesh_hdrcap_apply(&cap, &evt, hs);
-    CHECK_EQ_INT(evt.nheaders, 6);
-    if (evt.nheaders == 6) {
+    CHECK_EQ_INT(evt.nheaders, 7);
+    CHECK_EQ_INT(cap.nkind[1], 2); /* trailers count with the response's fields */
+    if (evt.nheaders == 7) {
         CHECK_EQ_STR(evt.headers[0].name, "user-agent"); /* lower case */
         CHECK_EQ_STR(evt.headers[0].value, "curl/8");
         CHECK(!evt.headers[0].redacted && !evt.headers[0].response);
@@ -417,7 +427,10 @@ static void test_header_capture(void)
         CHECK_EQ_INT(strlen(evt.headers[3].value), 255); /* cut before the character */
         CHECK_EQ_STR(evt.headers[4].name, "cookie");
         CHECK(evt.headers[4].redacted);
-        CHECK(evt.headers[5].response && evt.headers[5].redacted);
+        CHECK(evt.headers[5].response && evt.headers[5].redacted && !evt.headers[5].trailer);
+        CHECK(evt.headers[6].response && evt.headers[6].trailer && !evt.headers[6].redacted);
+        CHECK_EQ_STR(evt.headers[6].value, "t");
+        CHECK(!evt.headers[0].trailer);
     }
     CHECK(memmem(cap.recs.data, cap.recs.len, "s3cret", 6) == NULL &&
           memmem(cap.recs.data, cap.recs.len, "k3y", 3) == NULL);

@@ -1768,14 +1768,15 @@ static void test_rates(void)
 }
 
 /* mesh tap's text lines with captured headers: the request's on the req
- * line, the response's on the rsp line; a name or value cannot put a
+ * line, the response's on the rsp line, its trailers on the end line; a name or value cannot put a
  * control byte on the terminal */
 static void test_tap_headers_text(void)
 {
-    struct mesh_header hs[4] = {{"user-agent", "curl/8 (x \"y\")", 0, 0},
-                                {"authorization", NULL, 1, 0},
-                                {"x-\x1b[2J", "a\x1b]0;b", 0, 0},
-                                {"set-cookie", NULL, 1, 1}};
+    struct mesh_header hs[5] = {{"user-agent", "curl/8 (x \"y\")", 0, 0, 0},
+                                {"authorization", NULL, 1, 0, 0},
+                                {"x-\x1b[2J", "a\x1b]0;b", 0, 0, 0},
+                                {"set-cookie", NULL, 1, 1, 0},
+                                {"grpc-message", "no doughnut", 0, 1, 1}};
     struct mesh_evt e;
     mesh_evt_init(&e);
     e.id = "1:1";
@@ -1784,7 +1785,7 @@ static void test_tap_headers_text(void)
     e.status = 200;
     e.latency_us = e.duration_us = 10;
     e.headers = hs;
-    e.nheaders = 4;
+    e.nheaders = 5;
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
@@ -1796,6 +1797,7 @@ static void test_tap_headers_text(void)
     CHECK(strstr(text, ":path=/ user-agent=\"curl/8 (x \\\"y\\\")\" authorization=<redacted> "
                        "x-\\x1b[2J=a\\x1b]0;b\n") != NULL);
     CHECK(strstr(text, "latency=10µs set-cookie=<redacted>\n") != NULL);
+    CHECK(strstr(text, "response-length=0B grpc-message=\"no doughnut\"\n") != NULL); /* trailers */
     CHECK(strchr(text, 0x1b) == NULL);
     free(text);
 }
