@@ -58,7 +58,7 @@ while [ $# -gt 0 ]; do
     --idle) IDLE=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --collector-core) COLCORE=$2; shift 2 ;;
-    --collector-sched) COLSCHED=$2; shift 2 ;;
+    --collector-sched) COLSCHED=$2; shift 2; [ "$COLSCHED" = idle ] || [ "$COLSCHED" = normal ] || usage ;;
     --targets) TARGETS=$2; shift 2 ;;
     --record) RECORD=1; shift ;;
     *) usage ;;
@@ -132,11 +132,8 @@ wait_port "$P_H1BE"
 
 # ---- proxies (all on core 0) ---------------------------------------------------------------
 P_COL=$(free_port)
-case $COLSCHED in
-normal) chrt=() ;;
-idle) chrt=(chrt --idle 0) ;;
-*) usage ;;
-esac
+chrt=()
+[ "$COLSCHED" = idle ] && chrt=(chrt --idle 0)
 start "$COLCORE" collector "${chrt[@]}" "$MESH" collector --listen 127.0.0.1:$P_COL --db "$WORK/mesh.db" --max-db-size 16GiB
 wait_port "$P_COL"
 
@@ -207,6 +204,7 @@ cpu_ticks() { # PID: utime + stime in clock ticks
 tap_counter() { # PROTO METRIC: the tap-on proxy's counter, from its admin port
     curl -sf "http://${ADMIN[$1]}/metrics" | awk -v m="$2" 'index($1, m) == 1 { s += $NF } END { print s + 0 }'
 }
+dropped() { tap_counter "$1" tap_events_dropped_total; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
 
@@ -215,7 +213,7 @@ HZ=$(getconf CLK_TCK)
 closed_loop() { # TARGET PROTO
     local t=$1 proto=$2 port=${PORT[$1-$2]} pid=${PID[$1-$2]:-} c0=0 c1=0 rps n out d0=0
     [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
-    [ "$t" = mesh-tap ] && d0=$(tap_counter "$proto" tap_events_dropped_total)
+    [ "$t" = mesh-tap ] && d0=$(dropped "$proto")
     if [ "$proto" = h2 ]; then
         out=$(taskset -c 1 h2load -n "$REQUESTS" -c 4 -m 10 -t 1 "http://127.0.0.1:$port/index.html" || true)
         rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
@@ -232,7 +230,7 @@ closed_loop() { # TARGET PROTO
         return
     fi
     echo "rps $t $proto $rps" >>"$WORK/res"
-    [ "$t" = mesh-tap ] && awk -v d=$(($(tap_counter "$proto" tap_events_dropped_total) - d0)) -v n="$n" \
+    [ "$t" = mesh-tap ] && awk -v d=$(($(dropped "$proto") - d0)) -v n="$n" \
         -v p="$proto" 'BEGIN { printf "dropped mesh-tap %s %.2f\n", p, 100 * d / n }' >>"$WORK/res"
     if [ -n "$pid" ]; then
         c1=$(cpu_ticks "$pid")
@@ -244,7 +242,7 @@ closed_loop() { # TARGET PROTO
 fixed_rate() { # TARGET PROTO: p50 and p99 (µs) at RATE req/s
     local t=$1 proto=$2 port=${PORT[$1-$2]} h1=() lat=$WORK/lat.log d0=0
     [ "$proto" = h1 ] && h1=(--h1)
-    [ "$t" = mesh-tap ] && d0=$(tap_counter "$proto" tap_events_dropped_total)
+    [ "$t" = mesh-tap ] && d0=$(dropped "$proto")
     rm -f "$lat"
     taskset -c 1 h2load "${h1[@]}" -c 4 -m 1 --rps $((RATE / 4)) -D "$SECONDS_" \
         --log-file="$lat" "http://127.0.0.1:$port/index.html" >/dev/null || true
@@ -254,7 +252,7 @@ fixed_rate() { # TARGET PROTO: p50 and p99 (µs) at RATE req/s
               printf "p50 %s %s %d\np99 %s %s %d\nfixed_n %s %s %d\n", t, p, v[int(NR * 0.5) + 1],
                      t, p, v[int(NR * 0.99) + 1], t, p, NR - bad }' >>"$WORK/res" ||
         log "$t $proto: no request finished at the fixed rate"
-    [ "$t" = mesh-tap ] && echo "fixed_dropped mesh-tap $proto $(($(tap_counter "$proto" tap_events_dropped_total) - d0))" >>"$WORK/res"
+    [ "$t" = mesh-tap ] && echo "fixed_dropped mesh-tap $proto $(($(dropped "$proto") - d0))" >>"$WORK/res"
     return 0
 }
 
@@ -318,7 +316,7 @@ done
 SENT=0 DROPPED=0
 for proto in h2 h1; do
     SENT=$((SENT + $(tap_counter $proto tap_events_sent_total)))
-    DROPPED=$((DROPPED + $(tap_counter $proto tap_events_dropped_total)))
+    DROPPED=$((DROPPED + $(dropped $proto)))
 done
 STORED=$(sqlite3 "$WORK/mesh.db" 'select count(*) from events' 2>/dev/null || echo "?")
 

@@ -140,6 +140,12 @@ static size_t str_bound(struct json_str str)
 #define KEY(p, lit) (memcpy((p), ",\"" lit "\":", sizeof(",\"" lit "\":") - 1), \
                      (p) + sizeof(",\"" lit "\":") - 1)
 
+static char *put_true(char *p)
+{
+    memcpy(p, "true", 4);
+    return p + 4;
+}
+
 static char *put_str(char *p, struct json_str str)
 {
     return mesh_json_put_str(p, str.s, str.len);
@@ -275,17 +281,12 @@ int mesh_evt_to_json(const struct mesh_evt *evt, struct mesh_buf *out)
             n++;
             char *open = p;
             p = STR(p, "name", json_str(h->name));
-            if (h->redacted) {
-                p = KEY(p, "redacted");
-                memcpy(p, "true", 4);
-                p += 4;
-            } else
+            if (h->redacted)
+                p = put_true(KEY(p, "redacted"));
+            else
                 p = STR(p, "value", json_str(h->value));
-            if (h->trailer && response) {
-                p = KEY(p, "trailer");
-                memcpy(p, "true", 4);
-                p += 4;
-            }
+            if (h->trailer && response)
+                p = put_true(KEY(p, "trailer"));
             if (p == open)
                 *p++ = '{';
             else

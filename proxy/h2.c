@@ -504,10 +504,11 @@ static void stream_tap(struct h2p_stream *s)
     struct mesh_hdrcap cap = {0};
     struct mesh_header hs[MESH_EVT_HEADERS_MAX];
     if (px_hdrcap_on(s->h2c->conn->px)) {
-        /* k: MESH_HDR_REQUEST, _RESPONSE (the final head), _TRAILER */
-        for (unsigned k = 0; k < 3 && (k < 2 || s->rsp.has_tail); k++) {
-            const struct mesh_buf *head = k == 0 ? &s->req.head : k == 1 ? &s->rsp.head : &s->rsp.tail;
-            for (size_t at = 0; field_next(head, &at, &f);)
+        /* indexed by MESH_HDR_REQUEST, _RESPONSE (the final head), _TRAILER */
+        const struct mesh_buf *fields[3] = {&s->req.head, &s->rsp.head,
+                                            s->rsp.has_tail ? &s->rsp.tail : NULL};
+        for (unsigned k = 0; k < 3 && fields[k] != NULL; k++) {
+            for (size_t at = 0; field_next(fields[k], &at, &f);)
                 mesh_hdrcap_offer(&s->h2c->conn->px->cfg.headers, &cap, k, f.name, f.namelen,
                                   f.value, f.valuelen);
         }

@@ -249,8 +249,9 @@ void px_src_parse(const char *value, size_t len, char *store, size_t storelen,
 /* ---- tap and metrics -------------------------------------------------------------------- */
 
 /* Header capture (mesh/hdrcap.h): the modules offer each field of the
- * request and final response heads to a struct mesh_hdrcap when
- * px_hdrcap_on() and apply it to the event before px_tap(). */
+ * request and final response heads and of the response's trailers to a
+ * struct mesh_hdrcap when px_hdrcap_on() and apply it to the event before
+ * px_tap(). */
 #define px_hdrcap_on(px) mesh_hdr_sel_on(&(px)->cfg.headers)
 
 /* One finished request on |conn|. The module fills what the request said

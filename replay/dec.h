@@ -48,7 +48,7 @@ struct mesh_dec_ops {
      * preface seen), so the decoder must not assume it is at a message start
      * and (HTTP/2) has no HPACK context. |hdrs| (may be NULL, and must
      * outlive the decoder) chooses the headers events carry (mesh/hdrcap.h):
-     * the request's and the final response's, never trailers. Returns NULL
+     * the request's, the final response's and its trailers. Returns NULL
      * when out of memory. */
     void *(*open)(mesh_dec_sink sink, void *sink_ctx, int midstream,
                   const struct mesh_hdr_sel *hdrs, struct mesh_dec_stats *stats);

@@ -21,7 +21,7 @@
 
 struct h1x {                   /* one request/response exchange */
     struct mesh_buf strs;      /* "method\0path\0authority\0", reused slot to slot */
-    struct mesh_hdrcap hdrs;   /* --tap-header: the request's, then the final response's */
+    struct mesh_hdrcap hdrs;   /* --tap-header: the request's, the final response's, its trailers */
     size_t path_off, auth_off; /* auth_off 0: no Host */
     uint64_t ts_us, seq;       /* the request's first byte: time and data() call */
     uint64_t bytes[2];         /* body bytes: request (MESH_C2S), response (MESH_S2C) */

@@ -5,6 +5,7 @@
 
 #include "mesh/buf.h"
 #include "mesh/fmt.h"
+#include "mesh/hdrcap.h"
 #include "top/screen.h"
 
 void mesh_tap_init(struct mesh_tap *tap, const struct mesh_tap_opts *opts, FILE *out)
@@ -75,6 +76,18 @@ static void print_header(FILE *out, const struct mesh_header *h)
         fputc('"', out);
 }
 
+/* The captured headers of |kind| (MESH_HDR_*: the req line's, the rsp
+ * line's, the end line's trailers). */
+static void print_headers(FILE *out, const struct mesh_evt *e, unsigned kind)
+{
+    for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++) {
+        const struct mesh_header *h = &e->headers[i];
+        unsigned k = h->trailer ? MESH_HDR_TRAILER : h->response ? MESH_HDR_RESPONSE : MESH_HDR_REQUEST;
+        if (k == kind)
+            print_header(out, h);
+    }
+}
+
 void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
 {
     char lat[24], dur[24];
@@ -87,16 +100,12 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
         print_labels(out, "src", &e->src_labels);
         print_labels(out, "dst", &e->dst_labels);
     }
-    for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
-        if (!e->headers[i].response)
-            print_header(out, &e->headers[i]);
+    print_headers(out, e, MESH_HDR_REQUEST);
     fputc('\n', out);
     if (e->status >= 0) {
         fprintf(out, "rsp id=%s proxy=%s src=%s dst=%s :status=%d latency=%s", id, dir, src,
                 dst, e->status, mesh_fmt_latency(lat, sizeof(lat), e->latency_us));
-        for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
-            if (e->headers[i].response && !e->headers[i].trailer)
-                print_header(out, &e->headers[i]);
+        print_headers(out, e, MESH_HDR_RESPONSE);
         fputc('\n', out);
     }
     fprintf(out, "end id=%s proxy=%s src=%s dst=%s", id, dir, src, dst);
@@ -109,9 +118,7 @@ void mesh_tap_format(FILE *out, const struct mesh_evt *e, int wide)
     fprintf(out, " duration=%s response-length=%lluB",
             mesh_fmt_latency(dur, sizeof(dur), e->duration_us),
             (unsigned long long)e->rsp_bytes);
-    for (size_t i = 0; e->headers != NULL && i < e->nheaders; i++)
-        if (e->headers[i].trailer)
-            print_header(out, &e->headers[i]); /* the end of the response: its trailers */
+    print_headers(out, e, MESH_HDR_TRAILER);
     fputc('\n', out);
 }
 

@@ -2,10 +2,9 @@
  *
  * DESIGN.md "The tap event": an event carries the request and final
  * response headers, and the response's trailers, named by --tap-header,
- * none by default. A header on the
- * redaction list (authorization, cookie, set-cookie, proxy-authorization,
- * and --redact-header's) goes by name only, marked redacted: its value is
- * never kept. Pseudo-headers, mesh-src and mesh-dst are not kept (they are
+ * none by default. A header on the redaction list (authorization, cookie,
+ * set-cookie, proxy-authorization, and --redact-header's) goes by name only,
+ * marked redacted: its value is never kept. Pseudo-headers, mesh-src and mesh-dst are not kept (they are
  * the event's own fields and labels). At most MESH_EVT_HEADERS_MAX / 2 of
  * the request's and as many of the response's, values cut at
  * MESH_EVT_HEADER_VALUE_MAX bytes on a UTF-8 boundary. mesh-proxy captures
